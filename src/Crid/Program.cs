@@ -1,0 +1,1 @@
+namespace Crid; static class Program { static int Main() => 0; }
