@@ -1,0 +1,41 @@
+# crid: build, run, test, install. `make run` and `make test` work on a fresh Debian machine as root.
+SHELL := /bin/bash
+DOTNET ?= dotnet
+CONFIGURATION ?= Release
+OUT := out
+PREFIX ?= /usr/local
+# Packages the integration tests use: a real OCI runtime, a static busybox for test rootfs,
+# CNI plugins, and the iproute2/util-linux tools tests inspect namespaces with.
+TEST_DEBS := runc busybox-static iproute2 containernetworking-plugins util-linux
+TEST_TOOLS := runc busybox ip nsenter findmnt
+
+.PHONY: build run test test-deps install clean bench
+
+build:
+	$(DOTNET) publish src/Crid/Crid.csproj -c $(CONFIGURATION) -o $(OUT) --nologo -v quiet
+	@test -x $(OUT)/crid && echo "built $(OUT)/crid"
+
+run: build
+	$(OUT)/crid
+
+test-deps:
+	@missing=""; for t in $(TEST_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
+	 test -d /usr/lib/cni || missing=1; \
+	 if [ -n "$$missing" ]; then \
+	   echo "installing test packages: $(TEST_DEBS)"; \
+	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS) >/dev/null; \
+	 fi
+
+test: test-deps build
+	@set -o pipefail; $(DOTNET) test Cri.sln -c $(CONFIGURATION) --nologo 2>&1 | tee $(OUT)/test.log; rc=$$?; \
+	 awk '/(Passed|Failed)! +- +Failed:/ { gsub(",",""); f+=$$5; p+=$$7; s+=$$9 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' $(OUT)/test.log; \
+	 exit $$rc
+
+install: build
+	install -D -m 0755 $(OUT)/crid $(DESTDIR)$(PREFIX)/bin/crid
+	install -D -m 0644 packaging/crid.service $(DESTDIR)/etc/systemd/system/crid.service
+	@if [ ! -e $(DESTDIR)/etc/crid/crid.yaml ]; then install -D -m 0644 packaging/crid.yaml $(DESTDIR)/etc/crid/crid.yaml; fi
+
+clean:
+	rm -rf $(OUT)
+	find src tests -type d \( -name bin -o -name obj \) -prune -exec rm -rf {} +

@@ -1,0 +1,9 @@
+using System.Text.Json.Serialization;
+using Crid.Core.Configuration;
+
+namespace Crid.Server;
+
+/// <summary>Source-generated JSON so the daemon stays trimmable and NativeAOT-friendly.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.KebabCaseLower, WriteIndented = false)]
+[JsonSerializable(typeof(CridOptions))]
+internal sealed partial class ServerJson : JsonSerializerContext;

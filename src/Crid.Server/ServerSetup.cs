@@ -1,0 +1,31 @@
+using Crid.Core.Configuration;
+using Crid.Server.Services;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Crid.Server;
+
+/// <summary>Wires the CRI services into an ASP.NET Core host.</summary>
+public static class ServerSetup
+{
+    public static IServiceCollection AddCriServices(this IServiceCollection services, CridOptions options)
+    {
+        services.AddSingleton(options);
+        services.AddSingleton<NetworkStatus>();
+        services.AddGrpc(o =>
+        {
+            o.Interceptors.Add<ErrorInterceptor>();
+            // kubelet sends large ListPodSandbox/ListContainers answers' requests rarely; keep the gRPC default limits.
+            o.EnableDetailedErrors = false;
+        });
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapCriServices(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGrpcService<CriRuntimeService>();
+        endpoints.MapGrpcService<CriImageService>();
+        return endpoints;
+    }
+}

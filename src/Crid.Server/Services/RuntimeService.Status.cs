@@ -1,0 +1,39 @@
+using System.Text.Json;
+using Grpc.Core;
+using Runtime.V1;
+
+namespace Crid.Server.Services;
+
+internal sealed partial class CriRuntimeService
+{
+    public override Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
+    {
+        var response = new StatusResponse
+        {
+            Status = new RuntimeStatus { Conditions = { RuntimeCondition(), network.Condition() } },
+        };
+        if (request.Verbose)
+            response.Info["config"] = JsonSerializer.Serialize(options, ServerJson.Default.CridOptions);
+        return Task.FromResult(response);
+    }
+
+    /// <summary>
+    /// RuntimeReady is true when the folders the daemon writes to are there and writable: that is all
+    /// a sandbox needs from the host besides the kernel features checked at start-up.
+    /// </summary>
+    private RuntimeCondition RuntimeCondition()
+    {
+        foreach (var dir in new[] { options.StateDir, options.NamespacesDir })
+        {
+            if (!Directory.Exists(dir))
+                return new RuntimeCondition { Type = "RuntimeReady", Status = false, Reason = "DirectoryMissing", Message = $"{dir} does not exist" };
+        }
+        return new RuntimeCondition
+        {
+            Type = "RuntimeReady",
+            Status = true,
+            Reason = "RuntimeIsReady",
+            Message = $"crid {RuntimeInfo.ProductVersion} pins pod namespaces under {options.NamespacesDir}",
+        };
+    }
+}

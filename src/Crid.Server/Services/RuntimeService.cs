@@ -1,0 +1,13 @@
+using Crid.Core.Configuration;
+using Runtime.V1;
+
+namespace Crid.Server.Services;
+
+/// <summary>
+/// CRI RuntimeService. Thin: each RPC lives in its own partial file, checks the request, calls the
+/// domain and maps the result back. RPCs not overridden answer Unimplemented (the generated base).
+/// </summary>
+internal sealed partial class CriRuntimeService(CridOptions options, NetworkStatus network)
+    : RuntimeService.RuntimeServiceBase
+{
+}

@@ -1,0 +1,85 @@
+using System.Net.Sockets;
+using Crid.Core.Configuration;
+using Crid.Linux;
+
+namespace Crid;
+
+/// <summary>A reason the daemon cannot start on this host; printed as one line, exit code 1.</summary>
+internal sealed class StartupException(string message) : Exception(message);
+
+/// <summary>
+/// The checks and preparations against the host that come after the config is loaded:
+/// folders, the single-daemon lock and the socket path.
+/// </summary>
+internal static class HostPreparation
+{
+    public static void CreateFolders(CridOptions options)
+    {
+        // The state dir holds pod specs and records: only root may look (0700).
+        CreateDirectory(options.StateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        CreateDirectory(options.NamespacesDir, Default);
+        CreateDirectory(Path.GetDirectoryName(options.Listen)!, Default);
+    }
+
+    private const UnixFileMode Default = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+
+    private static void CreateDirectory(string path, UnixFileMode mode)
+    {
+        try
+        {
+            if (File.Exists(path))
+                throw new StartupException($"{path} is a file, not a folder");
+            if (!Directory.Exists(path))
+                Directory.CreateDirectory(path, mode);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"cannot create {path}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Holds an exclusive lock on the state dir for the daemon's lifetime, so two daemons never share
+    /// one state dir even when they listen on different sockets. .NET takes flock(LOCK_EX|LOCK_NB) for
+    /// FileShare.None on Unix; the kernel drops it when the process dies, however it dies.
+    /// </summary>
+    public static FileStream LockStateDir(CridOptions options)
+    {
+        var path = Path.Combine(options.StateDir, "crid.lock");
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            throw new StartupException($"another crid daemon is using the state dir {options.StateDir}");
+        }
+    }
+
+    /// <summary>
+    /// A socket file left by a dead daemon is removed; one that a live daemon answers on stops the start.
+    /// </summary>
+    public static void ClaimSocket(string path)
+    {
+        if (Directory.Exists(path))
+            throw new StartupException($"{path} is a folder, not a socket");
+        if (!File.Exists(path))
+            return;
+        if (!HostFiles.IsSocket(path))
+            throw new StartupException($"{path} exists and is not a socket; remove it or choose another --listen path");
+        using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            try
+            {
+                probe.Connect(new UnixDomainSocketEndPoint(path));
+                throw new StartupException($"another daemon is answering on {path}; stop it first");
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionRefused)
+            {
+                // Nobody listens: the file is a leftover of a daemon that died without cleaning up.
+            }
+        }
+        File.Delete(path);
+    }
+}

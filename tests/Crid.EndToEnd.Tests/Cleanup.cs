@@ -1,0 +1,39 @@
+using System.Diagnostics;
+
+namespace Crid.EndToEnd.Tests;
+
+internal static class Cleanup
+{
+    /// <summary>The nsfs mounts under <paramref name="dir"/>, as findmnt sees them.</summary>
+    public static List<string> NsfsMountsUnder(string dir)
+    {
+        var result = new List<string>();
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            var fields = line.Split(' ');
+            var dash = Array.IndexOf(fields, "-");
+            if (dash < 0 || dash + 1 >= fields.Length || fields[dash + 1] != "nsfs")
+                continue;
+            var target = fields[4];
+            if (target.StartsWith(dir.TrimEnd('/') + "/", StringComparison.Ordinal))
+                result.Add(target);
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Last-resort cleanup after a test: unmounts whatever a failed test left under the folder, so one
+    /// failure does not leak into the machine, then deletes the tree. Tests assert cleanliness themselves first.
+    /// </summary>
+    public static async Task RemoveTreeAsync(string dir, string namespacesDir)
+    {
+        foreach (var mount in NsfsMountsUnder(dir))
+        {
+            using var p = Process.Start("umount", ["-l", mount]);
+            await p.WaitForExitAsync();
+        }
+        try { Directory.Delete(dir, recursive: true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+}

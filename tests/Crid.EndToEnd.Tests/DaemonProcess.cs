@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Runtime.V1;
+
+namespace Crid.EndToEnd.Tests;
+
+/// <summary>
+/// The real `out/crid` process on a temporary socket, state dir and namespaces dir, and a
+/// Grpc.Net.Client channel to it over the Unix socket. Disposing stops it and deletes the folders.
+/// </summary>
+internal sealed class DaemonProcess : IAsyncDisposable
+{
+    private readonly StringBuilder _stderr = new();
+    private Process? _process;
+
+    public string Dir { get; }
+    public string Socket => Path.Combine(Dir, "run", "crid.sock");
+    public string StateDir => Path.Combine(Dir, "state");
+    public string NamespacesDir => Path.Combine(Dir, "ns");
+    public GrpcChannel Channel { get; private set; } = null!;
+    public RuntimeService.RuntimeServiceClient Runtime { get; private set; } = null!;
+    public ImageService.ImageServiceClient Images { get; private set; } = null!;
+    public Process Process => _process ?? throw new InvalidOperationException("not started");
+    public string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
+
+    private DaemonProcess(string dir) => Dir = dir;
+
+    public static async Task<DaemonProcess> StartAsync(params string[] extraArgs)
+    {
+        var daemon = new DaemonProcess(Directory.CreateTempSubdirectory("crid-e2e-").FullName);
+        await daemon.RestartAsync(extraArgs);
+        return daemon;
+    }
+
+    public string[] DefaultArgs() =>
+        ["--listen", Socket, "--state-dir", StateDir, "--namespaces-dir", NamespacesDir, "--log-level", "debug",
+         "--config", WriteEmptyConfig()];
+
+    private string WriteEmptyConfig()
+    {
+        // An explicit, empty config file keeps the host's /etc/crid/crid.yaml out of the tests.
+        var path = Path.Combine(Dir, "empty.yaml");
+        if (!File.Exists(path))
+            File.WriteAllText(path, "");
+        return path;
+    }
+
+    /// <summary>Starts (again) on the same folders and waits until Version answers.</summary>
+    public async Task RestartAsync(params string[] extraArgs)
+    {
+        _process = Launch([.. DefaultArgs(), .. extraArgs], _stderr);
+        Channel?.Dispose();
+        Channel = CreateChannel(Socket);
+        Runtime = new RuntimeService.RuntimeServiceClient(Channel);
+        Images = new ImageService.ImageServiceClient(Channel);
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            if (_process.HasExited)
+                throw new InvalidOperationException($"crid exited with {_process.ExitCode} at start:\n{Stderr}");
+            try
+            {
+                await Runtime.VersionAsync(new VersionRequest(), deadline: DateTime.UtcNow.AddSeconds(2));
+                return;
+            }
+            catch (RpcException) when (deadline.Elapsed < TimeSpan.FromSeconds(20))
+            {
+                await Task.Delay(20);
+            }
+        }
+    }
+
+    public static Process Launch(IEnumerable<string> args, StringBuilder? stderr = null)
+    {
+        var info = new ProcessStartInfo(RepoPaths.Daemon)
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args)
+            info.ArgumentList.Add(a);
+        var process = Process.Start(info)!;
+        var sink = stderr ?? new StringBuilder();
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (sink) sink.AppendLine(e.Data); };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (sink) sink.AppendLine(e.Data); };
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        return process;
+    }
+
+    public static GrpcChannel CreateChannel(string socketPath) =>
+        GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                ConnectCallback = async (_, ct) =>
+                {
+                    var socket = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                    try
+                    {
+                        await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct);
+                        return new NetworkStream(socket, ownsSocket: true);
+                    }
+                    catch
+                    {
+                        socket.Dispose();
+                        throw;
+                    }
+                },
+            },
+        });
+
+    /// <summary>SIGTERM and wait; returns the exit code.</summary>
+    public async Task<int> StopAsync(TimeSpan? timeout = null)
+    {
+        var p = Process;
+        if (!p.HasExited)
+            Signals.Send(p.Id, Signals.SIGTERM);
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
+        await p.WaitForExitAsync(cts.Token);
+        return p.ExitCode;
+    }
+
+    public async Task KillAsync()
+    {
+        var p = Process;
+        if (!p.HasExited)
+            p.Kill();
+        await p.WaitForExitAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Channel?.Dispose();
+        if (_process is { HasExited: false })
+        {
+            try { await StopAsync(TimeSpan.FromSeconds(5)); }
+            catch (OperationCanceledException) { _process.Kill(); await _process.WaitForExitAsync(); }
+        }
+        await Cleanup.RemoveTreeAsync(Dir, NamespacesDir);
+    }
+}

@@ -1,0 +1,204 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Grpc.Core;
+using Runtime.V1;
+
+namespace Crid.EndToEnd.Tests;
+
+/// <summary>The daemon as a process: its calls, its start-up checks and its shutdown.</summary>
+public sealed class DaemonTests
+{
+    [Fact]
+    public async Task Version_names_crid_and_api_v1()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var v = await d.Runtime.VersionAsync(new VersionRequest { Version = "v1" });
+        Assert.Equal("0.1.0", v.Version);
+        Assert.Equal("crid", v.RuntimeName);
+        Assert.Equal("v1", v.RuntimeApiVersion);
+        Assert.StartsWith("0.1.0", v.RuntimeVersion);
+    }
+
+    [Fact]
+    public async Task Status_reports_both_conditions_and_the_effective_config()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var status = await d.Runtime.StatusAsync(new StatusRequest { Verbose = true });
+        var runtime = Assert.Single(status.Status.Conditions, c => c.Type == "RuntimeReady");
+        Assert.True(runtime.Status);
+        Assert.NotEmpty(runtime.Reason);
+        var network = Assert.Single(status.Status.Conditions, c => c.Type == "NetworkReady");
+        Assert.NotEmpty(network.Reason);
+        Assert.NotEmpty(network.Message);
+        using var config = JsonDocument.Parse(status.Info["config"]);
+        Assert.Equal(d.StateDir, config.RootElement.GetProperty("state-dir").GetString());
+        Assert.Equal(d.NamespacesDir, config.RootElement.GetProperty("namespaces-dir").GetString());
+        Assert.Equal(d.Socket, config.RootElement.GetProperty("listen").GetString());
+
+        var quiet = await d.Runtime.StatusAsync(new StatusRequest());
+        Assert.Empty(quiet.Info);
+    }
+
+    [Fact]
+    public async Task ImageFsInfo_reports_the_state_dir_filesystem()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var info = await d.Images.ImageFsInfoAsync(new ImageFsInfoRequest());
+        var fs = Assert.Single(info.ImageFilesystems);
+        Assert.True(fs.UsedBytes.Value > 0);
+        Assert.True(fs.InodesUsed.Value > 0);
+        Assert.True(fs.Timestamp > 0);
+        Assert.StartsWith(fs.FsId.Mountpoint, d.StateDir);
+        // The same numbers df reports for that filesystem, within what changes between the two looks.
+        var df = Run("df", "--output=used,iused", "-B1", d.StateDir).Split('\n')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.InRange((double)fs.UsedBytes.Value, ulong.Parse(df[0]) * 0.99, ulong.Parse(df[0]) * 1.01 + 1e7);
+        Assert.InRange((double)fs.InodesUsed.Value, ulong.Parse(df[1]) * 0.99, ulong.Parse(df[1]) * 1.01 + 1000);
+    }
+
+    [Fact]
+    public async Task Images_are_empty_until_images_exist()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        Assert.Empty((await d.Images.ListImagesAsync(new ListImagesRequest())).Images);
+        Assert.Null((await d.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = "busybox" } })).Image);
+    }
+
+    [Fact]
+    public async Task Socket_is_0660()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite,
+            File.GetUnixFileMode(d.Socket));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(d.StateDir));
+    }
+
+    [Fact]
+    public async Task Sigterm_exits_0_within_a_second()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        await d.Runtime.VersionAsync(new VersionRequest());
+        var watch = Stopwatch.StartNew();
+        var code = await d.StopAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(0, code);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"took {watch.Elapsed}");
+    }
+
+    [Fact]
+    public async Task Sigint_exits_0()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        Signals.Send(d.Process.Id, Signals.SIGINT);
+        await d.Process.WaitForExitAsync();
+        Assert.Equal(0, d.Process.ExitCode);
+    }
+
+    [Fact]
+    public async Task A_second_daemon_on_a_live_socket_is_refused()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var other = Directory.CreateTempSubdirectory("crid-e2e-second-").FullName;
+        try
+        {
+            var (code, output) = await RunDaemonAsync("--listen", d.Socket, "--state-dir", Path.Combine(other, "state"),
+                "--namespaces-dir", Path.Combine(other, "ns"), "--config", Path.Combine(d.Dir, "empty.yaml"));
+            Assert.NotEqual(0, code);
+            Assert.Contains("another daemon is answering on " + d.Socket, output);
+            // The first one is untouched.
+            await d.Runtime.VersionAsync(new VersionRequest());
+        }
+        finally
+        {
+            Directory.Delete(other, true);
+        }
+    }
+
+    [Fact]
+    public async Task A_stale_socket_of_a_dead_daemon_is_replaced()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        await d.KillAsync();
+        Assert.True(File.Exists(d.Socket));
+        await d.RestartAsync();
+        await d.Runtime.VersionAsync(new VersionRequest());
+    }
+
+    [Theory]
+    [InlineData("listen: /tmp/x.sock\nbogus: 1\n", 2, "key \"bogus\": unknown key")]
+    [InlineData("state-dir: relative/dir\n", 1, "key \"state-dir\": \"relative/dir\" is not an absolute path")]
+    [InlineData("log-level: info\nnamespaces-dir:\n  - /a\n", 3, "key \"namespaces-dir\": expected a string")]
+    public async Task A_bad_config_file_stops_the_start_with_one_line(string yaml, int line, string message)
+    {
+        var dir = Directory.CreateTempSubdirectory("crid-e2e-config-").FullName;
+        try
+        {
+            var file = Path.Combine(dir, "crid.yaml");
+            await File.WriteAllTextAsync(file, yaml);
+            var (code, output) = await RunDaemonAsync("--config", file, "--listen", Path.Combine(dir, "s.sock"));
+            Assert.NotEqual(0, code);
+            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            var only = Assert.Single(lines);
+            Assert.StartsWith($"crid: {file}:{line}: ", only);
+            Assert.Contains(message, only);
+            Assert.False(File.Exists(Path.Combine(dir, "s.sock")));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public async Task Help_lists_every_flag_with_its_default()
+    {
+        var (code, output) = await RunDaemonAsync("--help");
+        Assert.Equal(0, code);
+        foreach (var flag in new[] { "--listen", "--state-dir", "--namespaces-dir", "--config", "--log-level" })
+            Assert.Contains(flag, output);
+        Assert.Contains("/run/crid/crid.sock", output);
+        Assert.Contains("/var/lib/crid", output);
+        Assert.Contains("/var/run", output);
+    }
+
+    [Fact]
+    public async Task Flags_win_over_the_config_file()
+    {
+        var dir = Directory.CreateTempSubdirectory("crid-e2e-flags-").FullName;
+        var file = Path.Combine(dir, "crid.yaml");
+        await File.WriteAllTextAsync(file, $"listen: {dir}/from-file.sock\nstate-dir: {dir}/file-state\nlog-level: warning\n");
+        await using var d = await DaemonProcess.StartAsync("--config", file);
+        var status = await d.Runtime.StatusAsync(new StatusRequest { Verbose = true });
+        using var config = JsonDocument.Parse(status.Info["config"]);
+        Assert.Equal(d.Socket, config.RootElement.GetProperty("listen").GetString());
+        Assert.Equal(d.StateDir, config.RootElement.GetProperty("state-dir").GetString());
+        Assert.Equal("debug", config.RootElement.GetProperty("log-level").GetString());
+        Assert.False(File.Exists($"{dir}/from-file.sock"));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public async Task Each_call_is_logged_at_debug()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        await d.Runtime.VersionAsync(new VersionRequest());
+        await d.StopAsync();
+        Assert.Contains("/runtime.v1.RuntimeService/Version OK", d.Stderr);
+    }
+
+    internal static async Task<(int Code, string Output)> RunDaemonAsync(params string[] args)
+    {
+        var output = new StringBuilder();
+        using var p = DaemonProcess.Launch(args, output);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await p.WaitForExitAsync(cts.Token);
+        lock (output) return (p.ExitCode, output.ToString());
+    }
+
+    private static string Run(string file, params string[] args)
+    {
+        using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true })!;
+        var text = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return text;
+    }
+}
