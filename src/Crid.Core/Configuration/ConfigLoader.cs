@@ -114,7 +114,12 @@ public static class ConfigLoader
         }
         catch (YamlException e)
         {
-            throw new ConfigException($"{file}:{e.Start.Line}: invalid YAML: {e.Message}");
+            // YamlDotNet refuses a repeated key itself; name the key as for every other key error.
+            var lines = text.Split('\n');
+            var at = e.Start.Line >= 1 && e.Start.Line <= lines.Length ? lines[(int)e.Start.Line - 1] : "";
+            if (e.Message.Contains("Duplicate key", StringComparison.OrdinalIgnoreCase) && at.Contains(':'))
+                throw new ConfigException($"{file}:{e.Start.Line}: key \"{at[..at.IndexOf(':')].Trim()}\": given twice");
+            throw new ConfigException($"{file}:{e.Start.Line}: invalid YAML: {e.Message.ReplaceLineEndings(" ")}");
         }
         if (stream.Documents.Count == 0)
             return options;
