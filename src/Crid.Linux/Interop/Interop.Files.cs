@@ -33,7 +33,10 @@ internal static unsafe partial class Interop
     }
 
     [LibraryImport(Libc, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial SafeFd Open(string path, int flags, uint mode);
+    private static partial int OpenRaw(string path, int flags, uint mode);
+
+    /// <summary>open(2); on failure the handle is invalid and errno is still the last P/Invoke error.</summary>
+    internal static SafeFd Open(string path, int flags, uint mode) => SafeFd.FromResult(OpenRaw(path, flags, mode));
 
     [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
     internal static partial int Close(int fd);

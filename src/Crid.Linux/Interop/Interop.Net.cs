@@ -9,5 +9,7 @@ internal static partial class Interop
     internal const short IFF_UP = 0x1;
 
     [LibraryImport(Libc, EntryPoint = "socket", SetLastError = true)]
-    internal static partial SafeFd Socket(int domain, int type, int protocol);
+    private static partial int SocketRaw(int domain, int type, int protocol);
+
+    internal static SafeFd Socket(int domain, int type, int protocol) => SafeFd.FromResult(SocketRaw(domain, type, protocol));
 }
