@@ -11,6 +11,14 @@ public static unsafe class PodNamespaces
     // Creation order; user first so the failure of a mapping is found before any other pin.
     private static readonly string[] Order = ["user", "net", "ipc", "uts"];
 
+    /// <summary>Tests only: the step at which the calling thread's next Create fails with EIO.</summary>
+    [ThreadStatic]
+    internal static string? FailAtStep;
+
+    /// <summary>Tests only: hand mappings to the kernel unchecked, to see its own refusals.</summary>
+    [ThreadStatic]
+    internal static bool SkipMappingValidation;
+
     public static PodNamespacesResult Create(PodNamespacesRequest? request)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -29,17 +37,41 @@ public static unsafe class PodNamespaces
             {
                 if (plan.IsNew(type))
                 {
-                    NsFiles.EnsureDirTree(Path.Combine(request.NamespacesDir, type + "ns"), type);
+                    string dir = Path.Combine(request.NamespacesDir, type + "ns");
+                    Inject("create folder", type, dir);
+                    NsFiles.EnsureDirTree(dir, type);
                 }
             }
 
+            Inject("clone", plan.SingleType, null);
             pid = HelperChild.Start(plan.CloneFlags, plan.SingleType);
+
+            // Before the id maps on purpose: ipc and mqueue sysctls are writable only by the uid
+            // that root of the owning user namespace maps to (ipc/ipc_sysctl.c ipc_permissions),
+            // which would be 100000, not us; while the map is still empty the kernel falls back
+            // to GLOBAL_ROOT_UID, i.e. us. net sysctls, sethostname and SIOCSIFFLAGS only need
+            // capabilities in the owning namespace, which an ancestor's root has anyway.
+            if (plan.NeedsWork)
+            {
+                string proc = $"/proc/{pid}/ns/";
+                string?[] targets =
+                [
+                    plan.EnterNet ? proc + "net" : null,
+                    plan.EnterIpc ? proc + "ipc" : null,
+                    plan.EnterUts ? proc + "uts" : null,
+                ];
+                Inject("configure", null, null);
+                NamespaceThreads.Run(targets, () => ConfigureInside(plan, request));
+            }
+
             if (plan.IsNew("user"))
             {
                 // user_namespaces(7): each map is written once, in a single write(2), by a
                 // process holding CAP_SETUID/CAP_SETGID in the parent namespace, which we are.
                 // setgroups is left at "allow" on purpose: containers call setgroups(2).
+                Inject("uid_map", "user", null);
                 NsFiles.WriteOnce($"/proc/{pid}/uid_map", IdMappings.Format(request.UidMappings), "uid_map", "user");
+                Inject("gid_map", "user", null);
                 NsFiles.WriteOnce($"/proc/{pid}/gid_map", IdMappings.Format(request.GidMappings), "gid_map", "user");
             }
 
@@ -51,21 +83,11 @@ public static unsafe class PodNamespaces
                 }
 
                 string pin = Path.Combine(request.NamespacesDir, type + "ns", uuid);
+                Inject("create pin", type, pin);
                 NsFiles.CreatePinFile(pin, type, plan.Chown, plan.RootUid, plan.RootGid);
                 pins.Add(new PinnedNamespace(type, pin));
+                Inject("bind mount", type, pin);
                 NsFiles.BindMount($"/proc/{pid}/ns/{type}", pin, type);
-            }
-
-            if (plan.NeedsWork)
-            {
-                string proc = $"/proc/{pid}/ns/";
-                string?[] targets =
-                [
-                    plan.EnterNet ? proc + "net" : null,
-                    plan.EnterIpc ? proc + "ipc" : null,
-                    plan.EnterUts ? proc + "uts" : null,
-                ];
-                NamespaceThreads.Run(targets, () => ConfigureInside(plan, request));
             }
 
             return new PodNamespacesResult(uuid, pins.ToArray());
@@ -92,6 +114,15 @@ public static unsafe class PodNamespaces
             {
                 HelperChild.KillAndReap(pid);
             }
+        }
+    }
+
+    private static void Inject(string step, string? type, string? path)
+    {
+        if (FailAtStep == step)
+        {
+            FailAtStep = null;
+            throw Errors.Of(Interop.EIO, step, type, "injected", path);
         }
     }
 
@@ -212,10 +243,14 @@ public static unsafe class PodNamespaces
 
             var uids = r.UidMappings ?? [];
             var gids = r.GidMappings ?? [];
-            if (plan.IsNew("user"))
+            if (plan.IsNew("user") && !SkipMappingValidation)
             {
                 IdMappings.Validate(uids, "uids");
                 IdMappings.Validate(gids, "gids");
+            }
+
+            if (plan.IsNew("user"))
+            {
                 plan.Chown = true;
                 plan.RootUid = IdMappings.HostIdOfRoot(uids);
                 plan.RootGid = IdMappings.HostIdOfRoot(gids);
