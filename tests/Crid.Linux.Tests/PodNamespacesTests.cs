@@ -106,7 +106,12 @@ public class PodNamespacesTests
         {
             UidMappings = Map,
             GidMappings = Map,
-            Sysctls = new Dictionary<string, string> { ["net.ipv4.ping_group_range"] = "0 1000" },
+            Sysctls = new Dictionary<string, string>
+            {
+                ["net.ipv4.ping_group_range"] = "0 1000",
+                ["kernel.shmmni"] = "1000",
+                ["fs.mqueue.msg_max"] = "20",
+            },
             LoopbackUp = true,
             Hostname = "mapped",
         });
@@ -123,6 +128,8 @@ public class PodNamespacesTests
             }
 
             Assert.Equal("0 1000", TestHost.Ok("nsenter", "--net=" + r.Get("net")!.Path, "cat", "/proc/sys/net/ipv4/ping_group_range").Replace('\t', ' '));
+            Assert.Equal("1000", TestHost.Ok("nsenter", "--ipc=" + r.Get("ipc")!.Path, "cat", "/proc/sys/kernel/shmmni"));
+            Assert.Equal("20", TestHost.Ok("nsenter", "--ipc=" + r.Get("ipc")!.Path, "cat", "/proc/sys/fs/mqueue/msg_max"));
             Assert.Equal("mapped", TestHost.Ok("nsenter", "--uts=" + r.Get("uts")!.Path, "hostname"));
 
             // The nsfs inode on top is root-owned and immutable; the pin file under it is what
