@@ -1,0 +1,2 @@
+// Everything here is Linux syscalls.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

@@ -1,0 +1,157 @@
+using System.Collections.Concurrent;
+using System.Runtime.ExceptionServices;
+
+namespace Crid.Linux;
+
+/// <summary>
+/// Dedicated (never thread-pool) threads that enter a pod's namespaces with setns(2), do a
+/// piece of work, and return to their original namespaces. setns(2) changes only the calling
+/// thread for net/ipc/uts, and /proc/sys/net and the ipc sysctls resolve against the namespaces
+/// of the thread that opens them, so the work must run on the thread that joined.
+/// A thread that cannot return home exits instead of serving another call.
+/// </summary>
+internal static class NamespaceThreads
+{
+    private static readonly BlockingCollection<Item> Queue = [];
+    private static readonly int[] Flags = [Interop.CLONE_NEWNET, Interop.CLONE_NEWIPC, Interop.CLONE_NEWUTS];
+    private static readonly string[] Names = ["net", "ipc", "uts"];
+    private static readonly Lock StartLock = new();
+    private static int s_threads;
+
+    /// <summary>Long-lived workers by default; a new thread per call when false (kept to measure).</summary>
+    internal static bool UseWorkers { get; set; } = true;
+
+    internal static int WorkerCount => Math.Clamp(Environment.ProcessorCount, 2, 8);
+
+    /// <summary>Runs <paramref name="work"/> on a dedicated thread inside the given namespaces.</summary>
+    /// <param name="targets">nsfs paths to join, indexed like net, ipc, uts; null entries are skipped.</param>
+    internal static void Run(string?[] targets, Action work)
+    {
+        var item = new Item(targets, work);
+        if (UseWorkers)
+        {
+            EnsureWorkers();
+            Queue.Add(item);
+            item.Done.Wait();
+        }
+        else
+        {
+            var t = new Thread(() => Execute(item)) { IsBackground = true, Name = "crid-ns-once" };
+            t.Start();
+            t.Join();
+        }
+
+        item.Done.Dispose();
+        if (item.Error is not null)
+        {
+            ExceptionDispatchInfo.Throw(item.Error);
+        }
+    }
+
+    private static void EnsureWorkers()
+    {
+        if (Volatile.Read(ref s_threads) >= WorkerCount)
+        {
+            return;
+        }
+
+        lock (StartLock)
+        {
+            while (s_threads < WorkerCount)
+            {
+                s_threads++;
+                new Thread(WorkerLoop) { IsBackground = true, Name = "crid-ns-worker" }.Start();
+            }
+        }
+    }
+
+    private static void WorkerLoop()
+    {
+        try
+        {
+            foreach (var item in Queue.GetConsumingEnumerable())
+            {
+                if (!Execute(item))
+                {
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            lock (StartLock)
+            {
+                s_threads--;
+            }
+        }
+    }
+
+    /// <returns>False when the thread could not get back to its namespaces and must end.</returns>
+    private static bool Execute(Item item)
+    {
+        var home = new SafeFd?[Flags.Length];
+        bool clean = true;
+        try
+        {
+            for (int i = 0; i < Flags.Length; i++)
+            {
+                string? target = item.Targets[i];
+                if (target is null)
+                {
+                    continue;
+                }
+
+                // Saved right before leaving, so "home" is whatever this thread was in.
+                home[i] = OpenNs("/proc/thread-self/ns/" + Names[i], Names[i]);
+                using SafeFd fd = OpenNs(target, Names[i]);
+                if (Interop.Setns(fd, Flags[i]) != 0)
+                {
+                    throw Errors.Last("setns", Names[i], "setns", target);
+                }
+            }
+
+            item.Work();
+        }
+        catch (Exception e)
+        {
+            item.Error = e;
+        }
+        finally
+        {
+            for (int i = 0; i < Flags.Length; i++)
+            {
+                if (home[i] is { } fd)
+                {
+                    clean &= Interop.Setns(fd, Flags[i]) == 0;
+                    fd.Dispose();
+                }
+            }
+
+            item.Done.Set();
+        }
+
+        return clean;
+    }
+
+    private static SafeFd OpenNs(string path, string type)
+    {
+        SafeFd fd = Interop.Open(path, Interop.O_RDONLY | Interop.O_CLOEXEC, 0);
+        if (fd.IsInvalid)
+        {
+            throw Errors.Last("setns", type, "open", path);
+        }
+
+        return fd;
+    }
+
+    private sealed class Item(string?[] targets, Action work)
+    {
+        public string?[] Targets { get; } = targets;
+
+        public Action Work { get; } = work;
+
+        public ManualResetEventSlim Done { get; } = new();
+
+        public Exception? Error { get; set; }
+    }
+}

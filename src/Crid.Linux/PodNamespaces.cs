@@ -1,0 +1,291 @@
+using System.Runtime.InteropServices;
+
+namespace Crid.Linux;
+
+/// <summary>
+/// Creates and pins a pod's ipc, uts, net and user namespaces, the in-process equivalent of
+/// cri-o's pinns helper and NewPodNamespaces. All or nothing: a failure undoes every pin.
+/// </summary>
+public static unsafe class PodNamespaces
+{
+    // Creation order; user first so the failure of a mapping is found before any other pin.
+    private static readonly string[] Order = ["user", "net", "ipc", "uts"];
+
+    /// <summary>Tests only: the step at which the calling thread's next Create fails with EIO.</summary>
+    [ThreadStatic]
+    internal static string? FailAtStep;
+
+    /// <summary>Tests only: hand mappings to the kernel unchecked, to see its own refusals.</summary>
+    [ThreadStatic]
+    internal static bool SkipMappingValidation;
+
+    public static PodNamespacesResult Create(PodNamespacesRequest? request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var plan = Plan.From(request);
+        string uuid = Guid.NewGuid().ToString("D");
+        if (plan.CloneFlags == 0)
+        {
+            return new PodNamespacesResult(uuid, []);
+        }
+
+        var pins = new List<PinnedNamespace>(4);
+        int pid = 0;
+        try
+        {
+            foreach (string type in Order)
+            {
+                if (plan.IsNew(type))
+                {
+                    string dir = Path.Combine(request.NamespacesDir, type + "ns");
+                    Inject("create folder", type, dir);
+                    NsFiles.EnsureDirTree(dir, type);
+                }
+            }
+
+            Inject("clone", plan.SingleType, null);
+            pid = HelperChild.Start(plan.CloneFlags, plan.SingleType);
+
+            // Before the id maps on purpose: ipc and mqueue sysctls are writable only by the uid
+            // that root of the owning user namespace maps to (ipc/ipc_sysctl.c ipc_permissions),
+            // which would be 100000, not us; while the map is still empty the kernel falls back
+            // to GLOBAL_ROOT_UID, i.e. us. net sysctls, sethostname and SIOCSIFFLAGS only need
+            // capabilities in the owning namespace, which an ancestor's root has anyway.
+            if (plan.NeedsWork)
+            {
+                string proc = $"/proc/{pid}/ns/";
+                string?[] targets =
+                [
+                    plan.EnterNet ? proc + "net" : null,
+                    plan.EnterIpc ? proc + "ipc" : null,
+                    plan.EnterUts ? proc + "uts" : null,
+                ];
+                Inject("configure", null, null);
+                NamespaceThreads.Run(targets, () => ConfigureInside(plan, request));
+            }
+
+            if (plan.IsNew("user"))
+            {
+                // user_namespaces(7): each map is written once, in a single write(2), by a
+                // process holding CAP_SETUID/CAP_SETGID in the parent namespace, which we are.
+                // setgroups is left at "allow" on purpose: containers call setgroups(2).
+                Inject("uid_map", "user", null);
+                NsFiles.WriteOnce($"/proc/{pid}/uid_map", IdMappings.Format(request.UidMappings), "uid_map", "user");
+                Inject("gid_map", "user", null);
+                NsFiles.WriteOnce($"/proc/{pid}/gid_map", IdMappings.Format(request.GidMappings), "gid_map", "user");
+            }
+
+            foreach (string type in Order)
+            {
+                if (!plan.IsNew(type))
+                {
+                    continue;
+                }
+
+                string pin = Path.Combine(request.NamespacesDir, type + "ns", uuid);
+                Inject("create pin", type, pin);
+                NsFiles.CreatePinFile(pin, type, plan.Chown, plan.RootUid, plan.RootGid);
+                pins.Add(new PinnedNamespace(type, pin));
+                Inject("bind mount", type, pin);
+                NsFiles.BindMount($"/proc/{pid}/ns/{type}", pin, type);
+            }
+
+            return new PodNamespacesResult(uuid, pins.ToArray());
+        }
+        catch
+        {
+            for (int i = pins.Count - 1; i >= 0; i--)
+            {
+                try
+                {
+                    pins[i].Remove();
+                }
+                catch (NamespaceException)
+                {
+                    // Best effort: the original error is the one to report.
+                }
+            }
+
+            throw;
+        }
+        finally
+        {
+            if (pid > 0)
+            {
+                HelperChild.KillAndReap(pid);
+            }
+        }
+    }
+
+    private static void Inject(string step, string? type, string? path)
+    {
+        if (FailAtStep == step)
+        {
+            FailAtStep = null;
+            throw Errors.Of(Interop.EIO, step, type, "injected", path);
+        }
+    }
+
+    /// <summary>Runs on a namespace thread that has joined the pod's new net/ipc/uts namespaces.</summary>
+    private static void ConfigureInside(Plan plan, PodNamespacesRequest request)
+    {
+        foreach (var (name, path, value, kind) in plan.SysctlWrites)
+        {
+            _ = name;
+            NsFiles.WriteOnce(path, value, "sysctl", kind == Sysctls.Kind.Net ? "net" : "ipc");
+        }
+
+        if (plan.EnterNet && request.LoopbackUp)
+        {
+            LoopbackUp();
+        }
+
+        if (plan.EnterUts && !string.IsNullOrEmpty(request.Hostname))
+        {
+            int max = System.Text.Encoding.UTF8.GetMaxByteCount(request.Hostname.Length);
+            Span<byte> buf = stackalloc byte[Math.Min(max, 1024)];
+            int len = System.Text.Encoding.UTF8.GetBytes(request.Hostname, buf);
+            fixed (byte* p = buf)
+            {
+                if (Interop.Sethostname(p, len) != 0)
+                {
+                    throw Errors.Last("sethostname", "uts", "sethostname", request.Hostname);
+                }
+            }
+        }
+    }
+
+    private static void LoopbackUp()
+    {
+        using SafeFd sock = Interop.Socket(Interop.AF_INET, Interop.SOCK_DGRAM | Interop.SOCK_CLOEXEC, 0);
+        if (sock.IsInvalid)
+        {
+            throw Errors.Last("loopback", "net", "socket", "lo");
+        }
+
+        // struct ifreq: char ifr_name[IFNAMSIZ=16]; then a union whose short ifr_flags is at 16.
+        byte* ifr = stackalloc byte[40];
+        new Span<byte>(ifr, 40).Clear();
+        ifr[0] = (byte)'l';
+        ifr[1] = (byte)'o';
+        if (Interop.Ioctl(sock, Interop.SIOCGIFFLAGS, ifr) != 0)
+        {
+            throw Errors.Last("loopback", "net", "ioctl SIOCGIFFLAGS", "lo");
+        }
+
+        *(short*)(ifr + 16) |= Interop.IFF_UP;
+        if (Interop.Ioctl(sock, Interop.SIOCSIFFLAGS, ifr) != 0)
+        {
+            throw Errors.Last("loopback", "net", "ioctl SIOCSIFFLAGS", "lo");
+        }
+    }
+
+    /// <summary>The request checked and turned into flags, before anything touches the kernel.</summary>
+    private sealed class Plan
+    {
+        private readonly HashSet<string> _new = [];
+
+        public int CloneFlags { get; private set; }
+
+        public string? SingleType { get; private set; }
+
+        public bool Chown { get; private set; }
+
+        public uint RootUid { get; private set; }
+
+        public uint RootGid { get; private set; }
+
+        public bool EnterNet { get; private set; }
+
+        public bool EnterIpc { get; private set; }
+
+        public bool EnterUts { get; private set; }
+
+        public bool NeedsWork => EnterNet || EnterIpc || EnterUts;
+
+        public List<(string Name, string Path, string Value, Sysctls.Kind Kind)> SysctlWrites { get; } = [];
+
+        public bool IsNew(string type) => _new.Contains(type);
+
+        public static Plan From(PodNamespacesRequest r)
+        {
+            if (string.IsNullOrEmpty(r.NamespacesDir))
+            {
+                throw new ArgumentException("NamespacesDir is required", nameof(r.NamespacesDir));
+            }
+
+            var plan = new Plan();
+            var seen = new HashSet<string>();
+            var namespaces = r.Namespaces ?? [];
+            for (int i = 0; i < namespaces.Count; i++)
+            {
+                var ns = namespaces[i] ?? throw new ArgumentException($"namespaces[{i}] is null", nameof(r.Namespaces));
+                int flag = ns.Type switch
+                {
+                    "net" => Interop.CLONE_NEWNET,
+                    "ipc" => Interop.CLONE_NEWIPC,
+                    "uts" => Interop.CLONE_NEWUTS,
+                    "user" => Interop.CLONE_NEWUSER,
+                    _ => throw new ArgumentException($"namespaces[{i}]: invalid namespace type \"{ns.Type}\" (expected ipc, uts, net or user)", nameof(r.Namespaces)),
+                };
+                if (!seen.Add(ns.Type))
+                {
+                    throw new ArgumentException($"namespaces[{i}]: namespace type \"{ns.Type}\" requested twice", nameof(r.Namespaces));
+                }
+
+                if (!ns.Host)
+                {
+                    plan._new.Add(ns.Type);
+                    plan.CloneFlags |= flag;
+                    plan.SingleType = plan._new.Count == 1 ? ns.Type : null;
+                }
+            }
+
+            var uids = r.UidMappings ?? [];
+            var gids = r.GidMappings ?? [];
+            if (plan.IsNew("user") && !SkipMappingValidation)
+            {
+                IdMappings.Validate(uids, "uids");
+                IdMappings.Validate(gids, "gids");
+            }
+
+            if (plan.IsNew("user"))
+            {
+                plan.Chown = true;
+                plan.RootUid = IdMappings.HostIdOfRoot(uids);
+                plan.RootGid = IdMappings.HostIdOfRoot(gids);
+            }
+            else if (uids.Count > 0 || gids.Count > 0)
+            {
+                throw new ArgumentException("uid/gid mappings are only allowed with a new user namespace", uids.Count > 0 ? "uids" : "gids");
+            }
+
+            bool hostNet = !plan.IsNew("net"), hostIpc = !plan.IsNew("ipc");
+            foreach (var (name, value) in r.Sysctls ?? new Dictionary<string, string>())
+            {
+                Sysctls.Validate(name, value, hostNet, hostIpc);
+                var kind = Sysctls.Classify(name, out string path);
+                plan.SysctlWrites.Add((name, path, value, kind));
+                plan.EnterNet |= kind == Sysctls.Kind.Net;
+                plan.EnterIpc |= kind == Sysctls.Kind.Ipc;
+            }
+
+            if (r.LoopbackUp && plan.IsNew("net"))
+            {
+                plan.EnterNet = true;
+            }
+
+            if (!string.IsNullOrEmpty(r.Hostname))
+            {
+                if (!plan.IsNew("uts"))
+                {
+                    throw new ArgumentException("a hostname needs a new uts namespace", nameof(r.Hostname));
+                }
+
+                plan.EnterUts = true;
+            }
+
+            return plan;
+        }
+    }
+}
