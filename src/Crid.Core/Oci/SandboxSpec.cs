@@ -1,0 +1,180 @@
+using System.Text.Json.Nodes;
+using Crid.Core.Sandboxes;
+using Runtime.V1;
+
+namespace Crid.Core.Oci;
+
+/// <summary>
+/// The sandbox's OCI runtime-spec (1.x) config.json: the template every container of the pod
+/// derives from (see <see cref="ContainerSpecBuilder"/>), with namespace paths pointing at the pins.
+/// </summary>
+public static class SandboxSpec
+{
+    public const string OciVersion = "1.1.0";
+
+    /// <summary>Annotation keys as containerd and cri-o write them, so tools reading either understand ours.</summary>
+    public static class Annotations
+    {
+        public const string ContainerType = "io.kubernetes.cri.container-type";
+        public const string SandboxId = "io.kubernetes.cri.sandbox-id";
+        public const string SandboxName = "io.kubernetes.cri.sandbox-name";
+        public const string SandboxNamespace = "io.kubernetes.cri.sandbox-namespace";
+        public const string SandboxUid = "io.kubernetes.cri.sandbox-uid";
+        public const string SandboxLogDirectory = "io.kubernetes.cri.sandbox-log-directory";
+    }
+
+    private static readonly string[] DefaultCapabilities =
+    [
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+        "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    ];
+
+    private static readonly string[] MaskedPaths =
+    [
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    ];
+
+    private static readonly string[] ReadonlyPaths =
+        ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+    public static JsonObject Build(Sandbox sandbox)
+    {
+        var config = sandbox.Config;
+        var ns = sandbox.NamespaceOptions;
+        var spec = new JsonObject
+        {
+            ["ociVersion"] = OciVersion,
+            ["process"] = new JsonObject
+            {
+                ["terminal"] = false,
+                ["user"] = new JsonObject { ["uid"] = 0, ["gid"] = 0 },
+                ["args"] = new JsonArray("/pause"),
+                ["env"] = new JsonArray("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+                ["cwd"] = "/",
+                ["capabilities"] = Capabilities(),
+                ["noNewPrivileges"] = true,
+            },
+            ["root"] = new JsonObject { ["path"] = "rootfs", ["readonly"] = true },
+            ["hostname"] = sandbox.Hostname,
+            ["mounts"] = Mounts(sandbox, ns),
+            ["annotations"] = SandboxAnnotations(sandbox),
+            ["linux"] = Linux(sandbox, ns),
+        };
+        return spec;
+    }
+
+    private static JsonObject Capabilities()
+    {
+        JsonArray Set() => new([.. DefaultCapabilities.Select(c => (JsonNode)c)]);
+        return new JsonObject { ["bounding"] = Set(), ["effective"] = Set(), ["permitted"] = Set() };
+    }
+
+    private static JsonArray Mounts(Sandbox sandbox, NamespaceOption ns)
+    {
+        var mounts = new JsonArray
+        {
+            Mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
+            Mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
+            Mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
+            Mount("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
+            Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
+            // The host's /dev/shm belongs with the host's ipc namespace; a pod of its own gets its own tmpfs.
+            ns.Ipc == NamespaceMode.Node
+                ? Mount("/dev/shm", "bind", "/dev/shm", "rbind", "nosuid", "noexec", "nodev")
+                : Mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
+            Mount("/etc/resolv.conf", "bind", Path.Combine(sandbox.Dir, "resolv.conf"), "rbind", "ro", "nosuid", "nodev", "noexec"),
+            Mount("/etc/hostname", "bind", Path.Combine(sandbox.Dir, "hostname"), "rbind", "ro", "nosuid", "nodev", "noexec"),
+        };
+        return mounts;
+    }
+
+    internal static JsonObject Mount(string destination, string type, string source, params string[] options) => new()
+    {
+        ["destination"] = destination,
+        ["type"] = type,
+        ["source"] = source,
+        ["options"] = new JsonArray([.. options.Select(o => (JsonNode)o)]),
+    };
+
+    private static JsonObject SandboxAnnotations(Sandbox sandbox)
+    {
+        var annotations = new JsonObject();
+        foreach (var (key, value) in sandbox.Config.Annotations.OrderBy(a => a.Key, StringComparer.Ordinal))
+            annotations[key] = value;
+        var metadata = sandbox.Config.Metadata;
+        annotations[Annotations.ContainerType] = "sandbox";
+        annotations[Annotations.SandboxId] = sandbox.Id;
+        annotations[Annotations.SandboxName] = metadata.Name;
+        annotations[Annotations.SandboxNamespace] = metadata.Namespace;
+        annotations[Annotations.SandboxUid] = metadata.Uid;
+        annotations[Annotations.SandboxLogDirectory] = sandbox.Config.LogDirectory;
+        return annotations;
+    }
+
+    private static JsonObject Linux(Sandbox sandbox, NamespaceOption ns)
+    {
+        var namespaces = new JsonArray();
+        // runtime-spec config-linux.md: a namespace with a path is joined, without one it is created;
+        // a type that is absent is shared with the runtime's caller (here: the host's, for NODE).
+        if (ns.Pid != NamespaceMode.Node)
+            namespaces.Add(Namespace("pid", sandbox.Pins.GetValueOrDefault("pid")));
+        if (sandbox.Pins.TryGetValue("net", out var net))
+            namespaces.Add(Namespace("network", net));
+        if (sandbox.Pins.TryGetValue("ipc", out var ipc))
+            namespaces.Add(Namespace("ipc", ipc));
+        if (sandbox.Pins.TryGetValue("uts", out var uts))
+            namespaces.Add(Namespace("uts", uts));
+        if (sandbox.Pins.TryGetValue("user", out var user))
+            namespaces.Add(Namespace("user", user));
+        namespaces.Add(Namespace("mount", null));
+
+        var linux = new JsonObject
+        {
+            ["namespaces"] = namespaces,
+            ["maskedPaths"] = new JsonArray([.. MaskedPaths.Select(p => (JsonNode)p)]),
+            ["readonlyPaths"] = new JsonArray([.. ReadonlyPaths.Select(p => (JsonNode)p)]),
+            ["resources"] = new JsonObject
+            {
+                ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
+            },
+        };
+        if (ns.UsernsOptions is { Mode: NamespaceMode.Pod } userns)
+        {
+            linux["uidMappings"] = Mappings(userns.Uids);
+            linux["gidMappings"] = Mappings(userns.Gids);
+        }
+        if (sandbox.Config.Linux is { } l)
+        {
+            if (l.Sysctls.Count > 0)
+            {
+                var sysctl = new JsonObject();
+                foreach (var (key, value) in l.Sysctls.OrderBy(s => s.Key, StringComparer.Ordinal))
+                    sysctl[key] = value;
+                linux["sysctl"] = sysctl;
+            }
+            if (l.CgroupParent.Length > 0)
+                linux["cgroupsPath"] = CgroupsPath(l.CgroupParent, sandbox.Id);
+        }
+        return linux;
+    }
+
+    /// <summary>The sandbox's cgroup under the pod's parent, as cgroupfs paths are written.</summary>
+    internal static string CgroupsPath(string parent, string id) => parent.TrimEnd('/') + "/crid-" + id;
+
+    internal static JsonObject Namespace(string type, string? path)
+    {
+        var entry = new JsonObject { ["type"] = type };
+        if (path is not null)
+            entry["path"] = path;
+        return entry;
+    }
+
+    private static JsonArray Mappings(IEnumerable<IDMapping> mappings) =>
+        new([.. mappings.Select(m => (JsonNode)new JsonObject
+        {
+            ["containerID"] = m.ContainerId,
+            ["hostID"] = m.HostId,
+            ["size"] = m.Length,
+        })]);
+}

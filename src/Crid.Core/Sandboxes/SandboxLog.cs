@@ -1,0 +1,36 @@
+using Microsoft.Extensions.Logging;
+
+namespace Crid.Core.Sandboxes;
+
+internal static partial class SandboxLog
+{
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "sandbox {Id} ({Name}) is ready")]
+    public static partial void Started(ILogger logger, string id, string name);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "sandbox {Id} stopped")]
+    public static partial void Stopped(ILogger logger, string id);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "sandbox {Id} removed")]
+    public static partial void Removed(ILogger logger, string id);
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "RunPodSandbox {Name} failed at {Step}; rolled back")]
+    public static partial void RunFailed(ILogger logger, Exception exception, string name, string step);
+
+    [LoggerMessage(EventId = 204, Level = LogLevel.Error, Message = "rollback of sandbox {Id}: {Step} failed")]
+    public static partial void RollbackFailed(ILogger logger, Exception exception, string id, string step);
+
+    [LoggerMessage(EventId = 210, Level = LogLevel.Information, Message = "recovered {Count} sandboxes ({Ready} ready) in {Milliseconds:F1} ms")]
+    public static partial void Recovered(ILogger logger, int count, int ready, double milliseconds);
+
+    [LoggerMessage(EventId = 211, Level = LogLevel.Warning, Message = "removed the pin {Path}: no sandbox record knows it")]
+    public static partial void OrphanPinRemoved(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 212, Level = LogLevel.Warning, Message = "removed {Dir}: {Reason}")]
+    public static partial void BrokenSandboxRemoved(ILogger logger, string dir, string reason);
+
+    [LoggerMessage(EventId = 213, Level = LogLevel.Warning, Message = "sandbox {Id} lost its pins while the daemon was down; it is NOTREADY")]
+    public static partial void LostPins(ILogger logger, string id);
+
+    [LoggerMessage(EventId = 214, Level = LogLevel.Warning, Message = "killed process {Pid} of the orphaned pid namespace {Path}")]
+    public static partial void OrphanInfraKilled(ILogger logger, int pid, string path);
+}

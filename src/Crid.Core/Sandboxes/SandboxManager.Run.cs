@@ -1,0 +1,173 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Crid.Core.Errors;
+using Crid.Core.Oci;
+using Crid.Core.Storage;
+using Crid.Linux;
+using Runtime.V1;
+
+namespace Crid.Core.Sandboxes;
+
+public sealed partial class SandboxManager
+{
+    /// <summary>
+    /// RunPodSandbox: validate, reserve the name, pin the namespaces, start the infra process when the
+    /// pod shares a pid namespace, write the files, and only then make the sandbox visible. Whatever
+    /// fails, everything done so far is undone in reverse order.
+    /// </summary>
+    public Sandbox Run(RunPodSandboxRequest request)
+    {
+        SandboxValidator.Validate(request, _options);
+        var config = request.Config;
+        var ns = config.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption();
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+        var name = NameOf(config.Metadata);
+        var hostname = config.Hostname.Length > 0 ? config.Hostname
+            : ns.Network == NamespaceMode.Node ? Environment.MachineName
+            : id[..12];
+
+        _store.ReserveName(name, id);
+        var undo = new Stack<(string Step, Action Action)>();
+        undo.Push(("release the name", () => _store.ReleaseName(name, id)));
+        var step = "validate";
+        try
+        {
+            step = "pin namespaces";
+            var pinned = PinNamespaces(config, ns, hostname);
+            undo.Push(("remove the pins", () => RemovePins(pinned.Pins.Select(p => p.Path))));
+            var pins = pinned.Pins.ToDictionary(p => p.Type, p => p.Path, StringComparer.Ordinal);
+
+            var infraPid = 0;
+            if (ns.Pid == NamespaceMode.Pod)
+            {
+                step = "start the infra process";
+                var infra = StartInfra(pinned.Uuid, pins);
+                infraPid = infra.Pid;
+                pins["pid"] = infra.Pin.Path;
+                undo.Push(("stop the infra process", () => InfraProcess.Kill(infra.Pid, infra.Pin.Path)));
+            }
+
+            var sandbox = new Sandbox
+            {
+                Id = id,
+                Name = name,
+                Config = config,
+                CreatedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1_000_000 + Random.Shared.Next(1_000_000),
+                RuntimeHandler = request.RuntimeHandler,
+                Hostname = hostname,
+                Uuid = pinned.Uuid,
+                Pins = pins,
+                Dir = Path.Combine(SandboxesDir, id),
+                State = SandboxState.Ready,
+                InfraPid = infraPid,
+            };
+
+            step = "write the sandbox files";
+            Directory.CreateDirectory(sandbox.Dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            undo.Push(("delete the sandbox folder", () => Directory.Delete(sandbox.Dir, recursive: true)));
+            WriteFiles(sandbox);
+
+            _store.Add(sandbox);
+            SandboxLog.Started(_log, id, name);
+            return sandbox;
+        }
+        catch (Exception e)
+        {
+            SandboxLog.RunFailed(_log, e, name, step);
+            while (undo.TryPop(out var u))
+            {
+                try { u.Action(); }
+                catch (Exception rollback) { SandboxLog.RollbackFailed(_log, rollback, id, u.Step); }
+            }
+            throw Translate(e, step);
+        }
+    }
+
+    private PodNamespacesResult PinNamespaces(PodSandboxConfig config, NamespaceOption ns, string hostname)
+    {
+        var userns = ns.UsernsOptions is { Mode: NamespaceMode.Pod } u ? u : null;
+        var request = new PodNamespacesRequest
+        {
+            NamespacesDir = _options.NamespacesDir,
+            Namespaces =
+            [
+                new NamespaceRequest("net", Host: ns.Network == NamespaceMode.Node),
+                new NamespaceRequest("ipc", Host: ns.Ipc == NamespaceMode.Node),
+                // cri-o gives every pod its own uts namespace, even on the host network, so a pod
+                // can never change the node's hostname.
+                new NamespaceRequest("uts", Host: false),
+                new NamespaceRequest("user", Host: userns is null),
+            ],
+            UidMappings = userns?.Uids.Select(m => new IdMapping(m.ContainerId, m.HostId, m.Length)).ToList() ?? [],
+            GidMappings = userns?.Gids.Select(m => new IdMapping(m.ContainerId, m.HostId, m.Length)).ToList() ?? [],
+            Sysctls = config.Linux?.Sysctls is { Count: > 0 } sysctls ? new Dictionary<string, string>(sysctls) : new Dictionary<string, string>(),
+            LoopbackUp = ns.Network != NamespaceMode.Node,
+            Hostname = hostname,
+        };
+        return PodNamespaces.Create(request);
+    }
+
+    private InfraHandle StartInfra(string uuid, IReadOnlyDictionary<string, string> pins) =>
+        InfraProcess.Start(new InfraRequest
+        {
+            NamespacesDir = _options.NamespacesDir,
+            Uuid = uuid,
+            Executable = _infra.Executable,
+            Args = _infra.Args,
+            NetNsPath = pins.GetValueOrDefault("net"),
+            IpcNsPath = pins.GetValueOrDefault("ipc"),
+            UtsNsPath = pins.GetValueOrDefault("uts"),
+        });
+
+    private static void WriteFiles(Sandbox sandbox)
+    {
+        var spec = SandboxSpec.Build(sandbox).ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        AtomicFiles.WriteAll(sandbox.Dir,
+        [
+            ("resolv.conf", ResolvConf(sandbox.Config.DnsConfig), AtomicFiles.ReadableFile),
+            ("hostname", Encoding.UTF8.GetBytes(sandbox.Hostname + "\n"), AtomicFiles.ReadableFile),
+            ("config.json", Encoding.UTF8.GetBytes(spec), AtomicFiles.PrivateFile),
+        ]);
+        // The record goes last: its rename is the moment the sandbox exists for a restarted daemon.
+        PersistRecord(sandbox);
+    }
+
+    private static void PersistRecord(Sandbox sandbox) =>
+        AtomicFiles.Write(Path.Combine(sandbox.Dir, SandboxRecord.FileName), SandboxRecord.Serialize(sandbox), AtomicFiles.PrivateFile);
+
+    /// <summary>resolv.conf(5) from the pod's DNS config, or the host's own when the pod gives none.</summary>
+    internal static byte[] ResolvConf(DNSConfig? dns)
+    {
+        if (dns is null || (dns.Servers.Count == 0 && dns.Searches.Count == 0 && dns.Options.Count == 0))
+            return File.Exists("/etc/resolv.conf") ? File.ReadAllBytes("/etc/resolv.conf") : [];
+        var text = new StringBuilder();
+        foreach (var server in dns.Servers)
+            text.Append("nameserver ").Append(server).Append('\n');
+        if (dns.Searches.Count > 0)
+            text.Append("search ").AppendJoin(' ', dns.Searches).Append('\n');
+        if (dns.Options.Count > 0)
+            text.Append("options ").AppendJoin(' ', dns.Options).Append('\n');
+        return Encoding.UTF8.GetBytes(text.ToString());
+    }
+
+    private static void RemovePins(IEnumerable<string> paths)
+    {
+        // Reverse creation order: the user namespace, owner of the others, goes last.
+        foreach (var path in paths.Reverse())
+            PinnedNamespace.FromPath(path).Remove();
+    }
+
+    /// <summary>Host-side failures keep their cause in the message; a value the kernel refuses is the caller's error.</summary>
+    private static Exception Translate(Exception e, string step) => e switch
+    {
+        CriException => e,
+        SysctlRejectedException s => new InvalidArgumentException($"config.linux.sysctls[\"{SandboxValidator.Printable(s.Name)}\"]", s.Rule),
+        ArgumentException a => new InvalidArgumentException("config.linux", a.Message),
+        NamespaceException { Step: "sysctl" or "uid_map" or "gid_map", ErrnoName: "EINVAL" or "ENOENT" or "ERANGE" or "EPERM" } n
+            => new InvalidArgumentException(n.Step == "sysctl" ? "config.linux.sysctls" : "config.linux.security_context.namespace_options.userns_options", $"the kernel refused it: {n.Message}"),
+        NamespaceException n => new RuntimeFailureException($"{step}: {n.Message}", n),
+        IOException or UnauthorizedAccessException => new RuntimeFailureException($"{step}: {e.Message}", e),
+        _ => e,
+    };
+}

@@ -1,0 +1,68 @@
+using Crid.Core.Configuration;
+using Crid.Core.Errors;
+using Microsoft.Extensions.Logging;
+using Runtime.V1;
+
+namespace Crid.Core.Sandboxes;
+
+/// <summary>
+/// The pod sandbox lifecycle: Run, Stop, Remove, lookups and restart recovery, one partial file each.
+/// The gRPC layer only translates requests into these calls.
+/// </summary>
+public sealed partial class SandboxManager
+{
+    private readonly CridOptions _options;
+    private readonly ILogger _log;
+    private readonly SandboxStore _store = new();
+    private readonly InfraCommand _infra;
+
+    public SandboxManager(CridOptions options, ILogger<SandboxManager> log, InfraCommand? infra = null)
+    {
+        _options = options;
+        _log = log;
+        _infra = infra ?? InfraCommand.Self();
+        SandboxesDir = Path.Combine(options.StateDir, "sandboxes");
+    }
+
+    /// <summary>&lt;state-dir&gt;/sandboxes: one folder per sandbox, named by its id.</summary>
+    public string SandboxesDir { get; }
+
+    public int Count => _store.Count;
+
+    internal IReadOnlyDictionary<string, string> ReservedNames() => _store.ReservedNames();
+
+    /// <summary>The sandbox for an id or unique id prefix; NotFound when there is none.</summary>
+    public Sandbox Get(string idOrPrefix) =>
+        _store.Find(idOrPrefix) ?? throw new NotFoundException($"sandbox \"{SandboxValidator.Printable(idOrPrefix)}\" not found");
+
+    /// <summary>Sandboxes matching the CRI filter: id (prefix), state and every label pair.</summary>
+    public IEnumerable<Sandbox> List(PodSandboxFilter? filter)
+    {
+        IEnumerable<Sandbox> all = _store.All;
+        if (filter is null)
+            return all;
+        if (filter.Id.Length > 0)
+            all = all.Where(s => s.Id.StartsWith(filter.Id, StringComparison.Ordinal));
+        if (filter.State is { } state)
+        {
+            var wanted = state.State == PodSandboxState.SandboxReady ? SandboxState.Ready : SandboxState.NotReady;
+            all = all.Where(s => s.State == wanted);
+        }
+        if (filter.LabelSelector.Count > 0)
+        {
+            all = all.Where(s => filter.LabelSelector.All(kv => s.Config.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value));
+        }
+        return all;
+    }
+
+    /// <summary>k8s_&lt;name&gt;_&lt;namespace&gt;_&lt;uid&gt;_&lt;attempt&gt;, the name kubelet's pods are known by.</summary>
+    internal static string NameOf(PodSandboxMetadata m) => $"k8s_{m.Name}_{m.Namespace}_{m.Uid}_{m.Attempt}";
+}
+
+/// <summary>How the pod's infra process (PID 1 of a shared pid namespace) is started.</summary>
+public sealed record InfraCommand(string Executable, IReadOnlyList<string> Args)
+{
+    /// <summary>The daemon's own binary in its pause mode: a real program, exec'd, with default signal dispositions.</summary>
+    public static InfraCommand Self() =>
+        new(Environment.ProcessPath ?? throw new InvalidOperationException("the daemon's executable path is unknown"), ["crid-pause", "pause"]);
+}

@@ -1,0 +1,69 @@
+namespace Crid.Core.Storage;
+
+/// <summary>
+/// Writes files so that a crash at any instant leaves either the old content or the new, never a
+/// half-written file: each goes to a temporary name, is fsynced, then renamed over the target
+/// (rename(2) is atomic), and finally the folder is fsynced so the renames themselves are durable.
+/// </summary>
+internal static class AtomicFiles
+{
+    public const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    public const UnixFileMode ReadableFile = PrivateFile | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
+    public static void Write(string path, ReadOnlySpan<byte> content, UnixFileMode mode) =>
+        WriteAll(Path.GetDirectoryName(path)!, [(Path.GetFileName(path), content.ToArray(), mode)]);
+
+    /// <summary>
+    /// Writes several files of one folder. Their fsyncs run together, so the filesystem's journal can
+    /// commit them at once instead of one commit per file.
+    /// </summary>
+    public static void WriteAll(string dir, IReadOnlyList<(string Name, byte[] Content, UnixFileMode Mode)> files)
+    {
+        var temps = new string[files.Count];
+        try
+        {
+            var handles = new FileStream[files.Count];
+            try
+            {
+                for (var i = 0; i < files.Count; i++)
+                {
+                    temps[i] = Path.Combine(dir, $".{files[i].Name}.tmp-{Environment.CurrentManagedThreadId}-{Random.Shared.Next():x}");
+                    handles[i] = new FileStream(temps[i], new FileStreamOptions
+                    {
+                        Mode = FileMode.CreateNew,
+                        Access = FileAccess.Write,
+                        Share = FileShare.None,
+                        BufferSize = 0,
+                        UnixCreateMode = files[i].Mode,
+                    });
+                    handles[i].Write(files[i].Content);
+                }
+                if (handles.Length == 1)
+                    handles[0].Flush(flushToDisk: true);
+                else
+                    Parallel.For(0, handles.Length, i => handles[i].Flush(flushToDisk: true));
+            }
+            finally
+            {
+                foreach (var h in handles)
+                    h?.Dispose();
+            }
+            for (var i = 0; i < files.Count; i++)
+            {
+                File.Move(temps[i], Path.Combine(dir, files[i].Name), overwrite: true);
+                temps[i] = null!;
+            }
+            SyncDirectory(dir);
+        }
+        finally
+        {
+            foreach (var t in temps)
+            {
+                if (t is not null)
+                    File.Delete(t);
+            }
+        }
+    }
+
+    public static void SyncDirectory(string dir) => Crid.Linux.HostFiles.SyncDirectory(dir);
+}
