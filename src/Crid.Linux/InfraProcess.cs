@@ -1,0 +1,280 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Crid.Linux;
+
+/// <summary>The pod's infra process, PID 1 of a new pid namespace, and the pin of that namespace.</summary>
+public sealed record InfraHandle(int Pid, PinnedNamespace Pin);
+
+/// <summary>What to start as a pod's infra process and which of its pinned namespaces it joins.</summary>
+public sealed record InfraRequest
+{
+    public required string NamespacesDir { get; init; }
+
+    /// <summary>The pod's uuid, so the pid pin sits next to its other pins.</summary>
+    public required string Uuid { get; init; }
+
+    public required string Executable { get; init; }
+
+    /// <summary>argv, including argv[0].</summary>
+    public required IReadOnlyList<string> Args { get; init; }
+
+    /// <summary>"NAME=value" entries; empty by default so nothing of the daemon leaks.</summary>
+    public IReadOnlyList<string> Environment { get; init; } = [];
+
+    public string? NetNsPath { get; init; }
+
+    public string? IpcNsPath { get; init; }
+
+    public string? UtsNsPath { get; init; }
+}
+
+public static unsafe class InfraProcess
+{
+    /// <summary>
+    /// Starts the infra process as PID 1 of a new pid namespace and pins that namespace at
+    /// &lt;dir&gt;/pidns/&lt;uuid&gt;. If a net/ipc/uts pin is given, the process is born in it.
+    /// </summary>
+    public static InfraHandle Start(InfraRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentException.ThrowIfNullOrEmpty(request.Executable);
+        ArgumentException.ThrowIfNullOrEmpty(request.Uuid);
+        if (request.Args is null || request.Args.Count == 0)
+        {
+            throw new ArgumentException("argv needs at least argv[0]", nameof(request.Args));
+        }
+
+        string pinDir = Path.Combine(request.NamespacesDir, "pidns");
+        string pinPath = Path.Combine(pinDir, request.Uuid);
+        NsFiles.EnsureDirTree(pinDir, "pid");
+
+        int pid = 0;
+        Exception? error = null;
+
+        // unshare(CLONE_NEWPID) changes pid_ns_for_children of this thread only and for good:
+        // once the namespace's init dies no process can ever be created in it again, so the
+        // thread is new, used once and left to exit. It is never a pool thread.
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                pid = SpawnInNewPidNs(request);
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+        })
+        { IsBackground = true, Name = "crid-infra-spawn" };
+        thread.Start();
+        thread.Join();
+        if (error is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+
+        var pin = new PinnedNamespace("pid", pinPath);
+        bool created = false;
+        try
+        {
+            NsFiles.CreatePinFile(pinPath, "pid", false, 0, 0);
+            created = true;
+            NsFiles.BindMount($"/proc/{pid}/ns/pid", pinPath, "pid");
+        }
+        catch
+        {
+            try
+            {
+                // Never remove a file this call did not create (O_EXCL failed: someone's pin).
+                if (created)
+                {
+                    pin.Remove();
+                }
+            }
+            catch (NamespaceException)
+            {
+                // Report the original error.
+            }
+
+            HelperChild.KillAndReap(pid);
+            throw;
+        }
+
+        return new InfraHandle(pid, pin);
+    }
+
+    /// <summary>
+    /// Kills the infra process if <paramref name="pid"/> still is the init of the pinned pid
+    /// namespace (a pid can be reused after a daemon restart), reaps it, then removes the pin.
+    /// Idempotent.
+    /// </summary>
+    public static void Kill(int pid, string pinPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pinPath);
+        if (pid > 0 && NsFiles.IsNsfs(pinPath) &&
+            NsFiles.TryInode(pinPath, out ulong pinned) &&
+            NsFiles.TryInode($"/proc/{pid}/ns/pid", out ulong actual) && pinned == actual)
+        {
+            if (Interop.Kill(pid, Interop.SIGKILL) == 0)
+            {
+                Reap(pid);
+            }
+        }
+
+        PinnedNamespace.FromPath(pinPath).Remove();
+    }
+
+    private static void Reap(int pid)
+    {
+        int status;
+        while (Interop.Waitpid(pid, &status, 0) < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == Interop.EINTR)
+            {
+                continue;
+            }
+
+            if (errno == Interop.ECHILD)
+            {
+                // Not our child (the daemon restarted): its new parent reaps it; wait briefly.
+                for (int i = 0; i < 500 && Directory.Exists($"/proc/{pid}"); i++)
+                {
+                    Thread.Sleep(10);
+                }
+            }
+
+            return;
+        }
+    }
+
+    /// <summary>
+    /// The main loop of "crid pause": PID 1 of the pod's pid namespace. It reaps orphans and exits
+    /// on SIGTERM/SIGINT; pid_namespaces(7): init gets only signals it has a handler for (plus
+    /// SIGKILL from an ancestor namespace), so unhandled ones are simply dropped.
+    /// </summary>
+    public static int RunPause()
+    {
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => Interop.Exit(0));
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => Interop.Exit(0));
+        while (true)
+        {
+            int status;
+            if (Interop.Waitpid(-1, &status, 0) < 0 && Marshal.GetLastPInvokeError() == Interop.ECHILD)
+            {
+                Thread.Sleep(1000);
+            }
+        }
+    }
+
+    private static int SpawnInNewPidNs(InfraRequest r)
+    {
+        Join(r.NetNsPath, Interop.CLONE_NEWNET, "net");
+        Join(r.IpcNsPath, Interop.CLONE_NEWIPC, "ipc");
+        Join(r.UtsNsPath, Interop.CLONE_NEWUTS, "uts");
+        if (Interop.Unshare(Interop.CLONE_NEWPID) != 0)
+        {
+            throw Errors.Last("unshare", "pid", "unshare", null);
+        }
+
+        using var argv = new CStringArray(r.Args);
+        using var envp = new CStringArray(r.Environment ?? []);
+        using var exe = new CStringArray([r.Executable, "/dev/null"]);
+        byte* attr = stackalloc byte[Interop.SpawnAttrSize];
+        byte* actions = stackalloc byte[Interop.SpawnFileActionsSize];
+        byte* all = stackalloc byte[Interop.SigsetSize];
+        byte* none = stackalloc byte[Interop.SigsetSize];
+        Interop.Sigfillset(all);
+        Interop.Sigemptyset(none);
+        Interop.PosixSpawnattrInit(attr);
+        Interop.PosixSpawnFileActionsInit(actions);
+        try
+        {
+            // Default dispositions for every signal and an empty mask: nothing of the daemon's
+            // handlers or blocked signals survives the exec. A session of its own keeps it out
+            // of the daemon's process group (a terminal's ^C).
+            Interop.PosixSpawnattrSetflags(attr, (short)(Interop.POSIX_SPAWN_SETSIGDEF | Interop.POSIX_SPAWN_SETSIGMASK | Interop.POSIX_SPAWN_SETSID));
+            Interop.PosixSpawnattrSetsigdefault(attr, all);
+            Interop.PosixSpawnattrSetsigmask(attr, none);
+            for (int fd = 0; fd < 3; fd++)
+            {
+                Interop.PosixSpawnFileActionsAddopen(actions, fd, exe.Pointers[1], fd == 0 ? Interop.O_RDONLY : Interop.O_WRONLY, 0);
+            }
+
+            int pid;
+            int rc = Interop.PosixSpawn(&pid, exe.Pointers[0], actions, attr, argv.Pointers, envp.Pointers);
+            if (rc != 0)
+            {
+                throw Errors.Of(rc, "spawn infra", "pid", "posix_spawn", r.Executable);
+            }
+
+            return pid;
+        }
+        finally
+        {
+            Interop.PosixSpawnFileActionsDestroy(actions);
+            Interop.PosixSpawnattrDestroy(attr);
+        }
+    }
+
+    private static void Join(string? path, int flag, string type)
+    {
+        if (path is null)
+        {
+            return;
+        }
+
+        using SafeFd fd = Interop.Open(path, Interop.O_RDONLY | Interop.O_CLOEXEC, 0);
+        if (fd.IsInvalid)
+        {
+            throw Errors.Last("join", type, "open", path);
+        }
+
+        if (Interop.Setns(fd, flag) != 0)
+        {
+            throw Errors.Last("join", type, "setns", path);
+        }
+    }
+
+    /// <summary>A NULL-terminated char*[] in native memory, for argv/envp.</summary>
+    private sealed class CStringArray : IDisposable
+    {
+        public CStringArray(IReadOnlyList<string> items)
+        {
+            Pointers = (byte**)NativeMemory.AllocZeroed((nuint)(items.Count + 1), (nuint)sizeof(byte*));
+            for (int i = 0; i < items.Count; i++)
+            {
+                if (items[i].Contains('\0'))
+                {
+                    Dispose();
+                    throw new ArgumentException("argument contains NUL", nameof(items));
+                }
+
+                int len = Encoding.UTF8.GetByteCount(items[i]);
+                byte* s = (byte*)NativeMemory.Alloc((nuint)len + 1);
+                Encoding.UTF8.GetBytes(items[i], new Span<byte>(s, len));
+                s[len] = 0;
+                Pointers[i] = s;
+            }
+        }
+
+        public byte** Pointers { get; private set; }
+
+        public void Dispose()
+        {
+            if (Pointers == null)
+            {
+                return;
+            }
+
+            for (byte** p = Pointers; *p != null; p++)
+            {
+                NativeMemory.Free(*p);
+            }
+
+            NativeMemory.Free(Pointers);
+            Pointers = null;
+        }
+    }
+}

@@ -1,0 +1,139 @@
+using Crid.Linux;
+
+namespace Crid.Linux.Tests;
+
+/// <summary>No thread left in a pod's namespaces, no helper child left behind.</summary>
+public class HygieneTests
+{
+    private static readonly string[] NsTypes = ["net", "ipc", "uts", "user", "mnt", "pid"];
+
+    private static Dictionary<string, string> ThreadNamespaces()
+    {
+        var result = new Dictionary<string, string>();
+        foreach (string task in Directory.GetDirectories("/proc/self/task"))
+        {
+            try
+            {
+                result[Path.GetFileName(task)] = string.Join(' ', NsTypes.Select(t => new FileInfo($"{task}/ns/{t}").LinkTarget));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The thread ended while we looked.
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Children (live or zombie) of every thread of this process.</summary>
+    internal static HashSet<string> Children()
+    {
+        var result = new HashSet<string>();
+        foreach (string task in Directory.GetDirectories("/proc/self/task"))
+        {
+            try
+            {
+                result.UnionWith(File.ReadAllText(task + "/children").Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        return result;
+    }
+
+    [Fact]
+    public async Task Threads_stay_home_and_no_child_survives_200_cycles()
+    {
+        using var tmp = new TempNsDir();
+        string home = string.Join(' ', NsTypes.Select(t => new FileInfo($"/proc/self/ns/{t}").LinkTarget));
+        var before = ThreadNamespaces();
+        var childrenBefore = Children();
+        Assert.All(before.Values, v => Assert.Equal(home, v));
+
+        var request = new PodNamespacesRequest
+        {
+            NamespacesDir = tmp.Path,
+            Namespaces = [new("net", false), new("ipc", false), new("uts", false)],
+            Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "1000", ["kernel.msgmax"] = "9000" },
+            LoopbackUp = true,
+            Hostname = "hygiene",
+        };
+        for (int i = 0; i < 200; i++)
+        {
+            // From thread-pool threads too: the namespace work must still land on dedicated threads.
+            var r = i % 2 == 0 ? PodNamespaces.Create(request) : await Task.Run(() => PodNamespaces.Create(request));
+            foreach (var pin in r.Pins)
+            {
+                pin.Remove();
+            }
+        }
+
+        // A failing configure must bring its worker home too.
+        Assert.Throws<NamespaceException>(() => PodNamespaces.Create(request with { Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "-1" } }));
+
+        var after = ThreadNamespaces();
+        foreach (var (tid, ns) in after)
+        {
+            Assert.True(ns == home, $"thread {tid} is in {ns}, not {home}");
+        }
+
+        foreach (var (tid, ns) in before)
+        {
+            if (after.TryGetValue(tid, out string? now))
+            {
+                Assert.Equal(ns, now);
+            }
+        }
+
+        Assert.Equal(childrenBefore.Order(), Children().Order());
+    }
+
+    [Fact]
+    public void Failed_calls_leave_no_child()
+    {
+        using var tmp = new TempNsDir();
+        var childrenBefore = Children();
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.Throws<NamespaceException>(() => PodNamespaces.Create(new PodNamespacesRequest
+            {
+                NamespacesDir = tmp.Path,
+                Namespaces = [new("net", false)],
+                Sysctls = new Dictionary<string, string> { ["net.core.nope"] = "1" },
+            }));
+        }
+
+        Assert.Equal(childrenBefore.Order(), Children().Order());
+    }
+
+    [Fact]
+    public void Per_call_threads_work_too()
+    {
+        using var tmp = new TempNsDir();
+        NamespaceThreads.UseWorkers = false;
+        try
+        {
+            int threadsBefore = Directory.GetDirectories("/proc/self/task").Length;
+            var r = PodNamespaces.Create(new PodNamespacesRequest
+            {
+                NamespacesDir = tmp.Path,
+                Namespaces = [new("net", false), new("uts", false)],
+                LoopbackUp = true,
+                Hostname = "once",
+            });
+            Assert.Equal("once", TestHost.Ok("nsenter", "--uts=" + r.Get("uts")!.Path, "hostname"));
+            foreach (var pin in r.Pins)
+            {
+                pin.Remove();
+            }
+
+            Assert.True(Directory.GetDirectories("/proc/self/task").Length <= threadsBefore + 1);
+        }
+        finally
+        {
+            NamespaceThreads.UseWorkers = true;
+        }
+    }
+}
