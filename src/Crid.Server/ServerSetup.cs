@@ -1,4 +1,5 @@
 using Crid.Core.Configuration;
+using Crid.Core.Sandboxes;
 using Crid.Server.Services;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
@@ -13,6 +14,7 @@ public static class ServerSetup
     {
         services.AddSingleton(options);
         services.AddSingleton<NetworkStatus>();
+        services.AddSingleton<SandboxManager>();
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();

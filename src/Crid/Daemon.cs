@@ -1,4 +1,5 @@
 using Crid.Core.Configuration;
+using Crid.Core.Sandboxes;
 using Crid.Server;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -36,6 +37,8 @@ internal static class Daemon
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("crid");
         try
         {
+            // Before the socket answers: a restarted daemon knows every pod before anyone asks.
+            app.Services.GetRequiredService<SandboxManager>().Recover();
             await app.StartAsync();
             SocketPermissions.Apply(options);
         }

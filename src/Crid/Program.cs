@@ -6,6 +6,9 @@ internal static class Program
 {
     private static async Task<int> Main(string[] args)
     {
+        // The pod's infra process: the daemon's own binary, exec'd as PID 1 of the pod's pid namespace.
+        if (args is ["pause"])
+            return Crid.Linux.InfraProcess.RunPause();
         LoadResult loaded;
         try
         {

@@ -72,8 +72,7 @@ public static class SandboxSpec
 
     private static JsonArray Mounts(Sandbox sandbox, NamespaceOption ns)
     {
-        var mounts = new JsonArray
-        {
+        var mounts = new JsonArray(
             Mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
             Mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
             Mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
@@ -84,8 +83,8 @@ public static class SandboxSpec
                 ? Mount("/dev/shm", "bind", "/dev/shm", "rbind", "nosuid", "noexec", "nodev")
                 : Mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
             Mount("/etc/resolv.conf", "bind", Path.Combine(sandbox.Dir, "resolv.conf"), "rbind", "ro", "nosuid", "nodev", "noexec"),
-            Mount("/etc/hostname", "bind", Path.Combine(sandbox.Dir, "hostname"), "rbind", "ro", "nosuid", "nodev", "noexec"),
-        };
+            Mount("/etc/hostname", "bind", Path.Combine(sandbox.Dir, "hostname"), "rbind", "ro", "nosuid", "nodev", "noexec")
+        );
         return mounts;
     }
 
@@ -118,16 +117,16 @@ public static class SandboxSpec
         // runtime-spec config-linux.md: a namespace with a path is joined, without one it is created;
         // a type that is absent is shared with the runtime's caller (here: the host's, for NODE).
         if (ns.Pid != NamespaceMode.Node)
-            namespaces.Add(Namespace("pid", sandbox.Pins.GetValueOrDefault("pid")));
+            namespaces.Add((JsonNode)Namespace("pid", sandbox.Pins.GetValueOrDefault("pid")));
         if (sandbox.Pins.TryGetValue("net", out var net))
-            namespaces.Add(Namespace("network", net));
+            namespaces.Add((JsonNode)Namespace("network", net));
         if (sandbox.Pins.TryGetValue("ipc", out var ipc))
-            namespaces.Add(Namespace("ipc", ipc));
+            namespaces.Add((JsonNode)Namespace("ipc", ipc));
         if (sandbox.Pins.TryGetValue("uts", out var uts))
-            namespaces.Add(Namespace("uts", uts));
+            namespaces.Add((JsonNode)Namespace("uts", uts));
         if (sandbox.Pins.TryGetValue("user", out var user))
-            namespaces.Add(Namespace("user", user));
-        namespaces.Add(Namespace("mount", null));
+            namespaces.Add((JsonNode)Namespace("user", user));
+        namespaces.Add((JsonNode)Namespace("mount", null));
 
         var linux = new JsonObject
         {

@@ -19,6 +19,14 @@ internal sealed class CriImageService(CridOptions options) : ImageService.ImageS
         // The CRI contract: an image that is not present gives an empty image field, not an error.
         Task.FromResult(new ImageStatusResponse());
 
+    public override Task<PullImageResponse> PullImage(PullImageRequest request, ServerCallContext context) =>
+        throw new RpcException(new Status(StatusCode.Unimplemented,
+            "crid cannot pull images yet: it runs pod sandboxes only, and has no image store to pull into"));
+
+    public override Task<RemoveImageResponse> RemoveImage(RemoveImageRequest request, ServerCallContext context) =>
+        throw new RpcException(new Status(StatusCode.Unimplemented,
+            "crid cannot remove images yet: it has no image store, so there is nothing to remove"));
+
     public override Task<ImageFsInfoResponse> ImageFsInfo(ImageFsInfoRequest request, ServerCallContext context)
     {
         var usage = FileSystemUsage.Of(options.StateDir);

@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using Crid.Linux;
+
+namespace Crid.Core.Sandboxes;
+
+public sealed partial class SandboxManager
+{
+    /// <summary>
+    /// Rebuilds the store after a (re)start: every record is loaded, READY only while its pins are
+    /// still mounted; names are reserved again; folders without a record (a Run or Remove cut short)
+    /// are deleted; and crid pins that no record knows are removed, each with a log line.
+    /// </summary>
+    public void Recover()
+    {
+        var watch = Stopwatch.StartNew();
+        Directory.CreateDirectory(SandboxesDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var known = new HashSet<string>(StringComparer.Ordinal);
+        var ready = 0;
+        foreach (var dir in Directory.EnumerateDirectories(SandboxesDir))
+        {
+            var record = Path.Combine(dir, SandboxRecord.FileName);
+            Sandbox sandbox;
+            try
+            {
+                sandbox = SandboxRecord.Deserialize(File.ReadAllBytes(record), dir);
+                if (sandbox.Id != Path.GetFileName(dir))
+                    throw new FormatException($"the record names sandbox {sandbox.Id}");
+            }
+            catch (Exception e) when (e is IOException or FormatException)
+            {
+                SandboxLog.BrokenSandboxRemoved(_log, dir, e is FileNotFoundException ? "no sandbox record" : e.Message);
+                Directory.Delete(dir, recursive: true);
+                continue;
+            }
+            foreach (var path in sandbox.Pins.Values)
+                known.Add(path);
+            if (sandbox.State == SandboxState.Ready && !StillPinned(sandbox))
+            {
+                SandboxLog.LostPins(_log, sandbox.Id);
+                StopLocked(sandbox);
+            }
+            if (sandbox.State == SandboxState.Ready)
+                ready++;
+            _store.ReserveName(sandbox.Name, sandbox.Id);
+            _store.Add(sandbox);
+        }
+        RemoveOrphanPins(known);
+        SandboxLog.Recovered(_log, _store.Count, ready, watch.Elapsed.TotalMilliseconds);
+    }
+
+    private static bool StillPinned(Sandbox sandbox) =>
+        sandbox.Pins.Values.All(p => PinnedNamespace.FromPath(p).IsMounted);
+
+    /// <summary>
+    /// Only names shaped like crid's uuids are touched: the namespaces dir may be /var/run, where
+    /// `ip netns add` and other runtimes keep pins of their own.
+    /// </summary>
+    private void RemoveOrphanPins(HashSet<string> known)
+    {
+        foreach (var pin in PinnedNamespace.List(_options.NamespacesDir))
+        {
+            if (known.Contains(pin.Path) || !Guid.TryParseExact(Path.GetFileName(pin.Path), "D", out _))
+                continue;
+            if (pin.Type == "pid")
+                KillPidNamespace(pin);
+            pin.Remove();
+            SandboxLog.OrphanPinRemoved(_log, pin.Path);
+        }
+    }
+
+    /// <summary>An infra process started by a Run that never finished still holds its pid namespace.</summary>
+    private void KillPidNamespace(PinnedNamespace pin)
+    {
+        if (!pin.IsMounted)
+            return;
+        var inode = $"pid:[{pin.Inode}]";
+        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), out var pid))
+                continue;
+            try
+            {
+                if (new FileInfo(Path.Combine(proc, "ns", "pid")).LinkTarget != inode)
+                    continue;
+            }
+            catch (IOException) { continue; }
+            catch (UnauthorizedAccessException) { continue; }
+            InfraProcess.Kill(pid, pin.Path);
+            SandboxLog.OrphanInfraKilled(_log, pid, pin.Path);
+            return;
+        }
+    }
+}

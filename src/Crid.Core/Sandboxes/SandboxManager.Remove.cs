@@ -1,0 +1,36 @@
+namespace Crid.Core.Sandboxes;
+
+public sealed partial class SandboxManager
+{
+    /// <summary>
+    /// RemovePodSandbox. The CRI comment: "If there are any running containers in the sandbox, they must
+    /// be forcibly terminated and removed. This call is idempotent, and must not return an error if the
+    /// sandbox has already been removed." It stops the sandbox first when needed.
+    /// </summary>
+    public async Task RemoveAsync(string idOrPrefix)
+    {
+        var sandbox = _store.Find(idOrPrefix);
+        if (sandbox is null)
+            return;
+        await sandbox.Lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (sandbox.Removed)
+                return;
+            StopLocked(sandbox);
+            // The record goes first: a crash in the middle leaves a folder without a record, which the
+            // next start deletes, never a record whose files are half gone.
+            File.Delete(Path.Combine(sandbox.Dir, SandboxRecord.FileName));
+            if (Directory.Exists(sandbox.Dir))
+                Directory.Delete(sandbox.Dir, recursive: true);
+            sandbox.Removed = true;
+            _store.Remove(sandbox);
+            _store.ReleaseName(sandbox.Name, sandbox.Id);
+            SandboxLog.Removed(_log, sandbox.Id);
+        }
+        finally
+        {
+            sandbox.Lock.Release();
+        }
+    }
+}

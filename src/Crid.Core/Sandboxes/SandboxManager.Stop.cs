@@ -1,0 +1,53 @@
+using Crid.Linux;
+
+namespace Crid.Core.Sandboxes;
+
+public sealed partial class SandboxManager
+{
+    /// <summary>
+    /// StopPodSandbox. The CRI comment: "If there are any running containers in the sandbox, they must
+    /// be forcibly terminated. ... This call is idempotent, and must not return an error if all relevant
+    /// resources have already been reclaimed." So an unknown id and a second Stop both succeed.
+    /// </summary>
+    public async Task StopAsync(string idOrPrefix)
+    {
+        var sandbox = _store.Find(idOrPrefix);
+        if (sandbox is null)
+            return;
+        await sandbox.Lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (sandbox.Removed)
+                return;
+            StopLocked(sandbox);
+        }
+        finally
+        {
+            sandbox.Lock.Release();
+        }
+    }
+
+    /// <summary>Kills the infra process and unpins every namespace; the caller holds the sandbox's lock.</summary>
+    private void StopLocked(Sandbox sandbox)
+    {
+        if (sandbox.InfraPid != 0 && sandbox.Pins.TryGetValue("pid", out var pidPin))
+        {
+            // Killing PID 1 of the pod's pid namespace kills every process in it.
+            InfraProcess.Kill(sandbox.InfraPid, pidPin);
+        }
+        foreach (var type in StopOrder)
+        {
+            if (sandbox.Pins.TryGetValue(type, out var path))
+                PinnedNamespace.FromPath(path).Remove();
+        }
+        if (sandbox.State == SandboxState.NotReady && sandbox.InfraPid == 0)
+            return;
+        sandbox.State = SandboxState.NotReady;
+        sandbox.InfraPid = 0;
+        PersistRecord(sandbox);
+        SandboxLog.Stopped(_log, sandbox.Id);
+    }
+
+    /// <summary>The user namespace owns the others, so it goes last.</summary>
+    private static readonly string[] StopOrder = ["pid", "uts", "ipc", "net", "user"];
+}

@@ -1,0 +1,44 @@
+using Crid.Core.Errors;
+using Crid.Core.Sandboxes;
+using Grpc.Core;
+using Runtime.V1;
+
+namespace Crid.Server.Services;
+
+internal sealed partial class CriRuntimeService
+{
+    public override Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
+    {
+        var sandbox = sandboxes.Run(request);
+        return Task.FromResult(new RunPodSandboxResponse { PodSandboxId = sandbox.Id });
+    }
+
+    public override async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
+    {
+        await sandboxes.StopAsync(request.PodSandboxId);
+        return new StopPodSandboxResponse();
+    }
+
+    public override async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
+    {
+        await sandboxes.RemoveAsync(request.PodSandboxId);
+        return new RemovePodSandboxResponse();
+    }
+
+    public override Task<PodSandboxStatusResponse> PodSandboxStatus(PodSandboxStatusRequest request, ServerCallContext context)
+    {
+        var sandbox = sandboxes.Get(request.PodSandboxId);
+        var response = new PodSandboxStatusResponse { Status = SandboxMapping.ToStatus(sandbox) };
+        if (request.Verbose)
+            response.Info["info"] = SandboxMapping.VerboseInfo(sandbox);
+        return Task.FromResult(response);
+    }
+
+    public override Task<ListPodSandboxResponse> ListPodSandbox(ListPodSandboxRequest request, ServerCallContext context)
+    {
+        var response = new ListPodSandboxResponse();
+        foreach (var sandbox in sandboxes.List(request.Filter))
+            response.Items.Add(SandboxMapping.ToPodSandbox(sandbox));
+        return Task.FromResult(response);
+    }
+}
