@@ -1,0 +1,127 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Crid.Server.Http2;
+
+/// <summary>Installs the <c>:authority</c> rewrite (see <see cref="Http2FrameRewriter"/>) on a Kestrel endpoint.</summary>
+public static class AuthorityRewriteExtensions
+{
+    /// <summary>
+    /// Rewrites every HTTP/2 request's <c>:authority</c> to <c>localhost</c> before Kestrel parses it,
+    /// so that clients sending a Unix socket path as authority (kubelet and crictl up to v1.30,
+    /// grpcurl) are not reset with PROTOCOL_ERROR (dotnet/aspnetcore#47043). Meant for endpoints with
+    /// <c>Protocols = HttpProtocols.Http2</c> and the default Http2Limits (HeaderTableSize 4096,
+    /// MaxFrameSize 16384), which is what the rewriter assumes the client was told.
+    /// </summary>
+    public static ListenOptions UseAuthorityRewrite(this ListenOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ILoggerFactory loggers = options.ApplicationServices.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
+        var middleware = new AuthorityRewriteMiddleware(loggers.CreateLogger(typeof(AuthorityRewriteMiddleware).FullName!));
+        options.Use(next => context => middleware.OnConnectionAsync(context, next));
+        return options;
+    }
+}
+
+/// <summary>
+/// Connection middleware: puts a pipe between the socket and Kestrel's HTTP/2 code and pumps the
+/// client's bytes through an <see cref="Http2FrameRewriter"/>. Server-to-client bytes go straight
+/// to the socket.
+/// </summary>
+internal sealed class AuthorityRewriteMiddleware(ILogger logger)
+{
+    // Same as Kestrel's default MaxRequestBufferSize: the pump stops reading the socket when
+    // Kestrel falls this far behind, so flow control works as without us.
+    private const long PauseWriterThreshold = 1024 * 1024;
+
+    public async Task OnConnectionAsync(ConnectionContext context, ConnectionDelegate next)
+    {
+        IDuplexPipe transport = context.Transport;
+        MemoryPool<byte>? pool = context.Features.Get<IMemoryPoolFeature>()?.MemoryPool;
+        var pipe = new Pipe(new PipeOptions(
+            pool: pool,
+            readerScheduler: PipeScheduler.ThreadPool,
+            writerScheduler: PipeScheduler.Inline,
+            pauseWriterThreshold: PauseWriterThreshold,
+            resumeWriterThreshold: PauseWriterThreshold / 2,
+            useSynchronizationContext: false));
+
+        context.Transport = new DuplexPipe(pipe.Reader, transport.Output);
+        Task pump = PumpAsync(context, transport.Input, pipe.Writer);
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            // Kestrel is done with the connection: stop the pump wherever it waits.
+            pipe.Reader.Complete();
+            transport.Input.CancelPendingRead();
+            await pump;
+            context.Transport = transport;
+        }
+    }
+
+    private async Task PumpAsync(ConnectionContext context, PipeReader input, PipeWriter output)
+    {
+        Exception? error = null;
+        using var rewriter = new Http2FrameRewriter();
+        try
+        {
+            while (true)
+            {
+                ReadResult result = await input.ReadAsync();
+                if (result.IsCanceled)
+                {
+                    break;
+                }
+                ReadOnlySequence<byte> buffer = result.Buffer;
+                SequencePosition consumed;
+                try
+                {
+                    consumed = rewriter.Process(buffer, output);
+                }
+                catch (Exception ex) when (ex is HpackDecodingException or Http2RewriteException)
+                {
+                    // The server would answer these with a connection error (RFC 7540 Section 5.4.1);
+                    // we cannot follow the client's HPACK state any more, so drop the connection.
+                    logger.LogInformation(ex, "Connection {ConnectionId}: malformed HTTP/2 from client, closing: {Reason}", context.ConnectionId, ex.Message);
+                    input.AdvanceTo(buffer.End);
+                    error = new ConnectionAbortedException("malformed HTTP/2 header block: " + ex.Message, ex);
+                    context.Abort((ConnectionAbortedException)error);
+                    break;
+                }
+                input.AdvanceTo(consumed, buffer.End);
+
+                FlushResult flush = await output.FlushAsync();
+                if (flush.IsCompleted || flush.IsCanceled || result.IsCompleted)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            // A transport failure (reset, abort): hand it to Kestrel as its own transport would.
+            error = ex;
+        }
+        finally
+        {
+            await output.CompleteAsync(error);
+            await input.CompleteAsync();
+        }
+    }
+
+    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = input;
+
+        public PipeWriter Output { get; } = output;
+    }
+}
