@@ -148,6 +148,9 @@ internal sealed class H2Result
     /// <summary>The server closed the connection (or it was reset) before every stream ended.</summary>
     public bool ConnectionClosed { get; set; }
 
+    /// <summary>The client's own header blocks did not decode (request headers are missing from then on).</summary>
+    public bool MalformedRequestHeaders { get; set; }
+
     /// <summary>Not every stream had ended when the timeout elapsed.</summary>
     public bool TimedOut { get; set; }
 
@@ -230,10 +233,27 @@ internal static class H2Client
                 {
                     clientAcksSettings = true;
                 }
+                if (frame.Type == H2Frame.Headers)
+                {
+                    // The stream is open from its HEADERS frame on, whether its block completes or not.
+                    GetStream(result, frame.StreamId);
+                }
                 if (blocks.Add(frame) is { } block)
                 {
                     var stream = GetStream(result, frame.StreamId);
-                    stream.RequestHeaders.AddRange(DecodeBlock(requestDecoder, block));
+                    if (!result.MalformedRequestHeaders)
+                    {
+                        try
+                        {
+                            stream.RequestHeaders.AddRange(DecodeBlock(requestDecoder, block));
+                        }
+                        catch (HpackDecodingException)
+                        {
+                            // Deliberately bad input (a test of the server's reaction): the HPACK
+                            // context is lost from here on, but the stream was still opened.
+                            result.MalformedRequestHeaders = true;
+                        }
+                    }
                 }
             }
         }
