@@ -16,14 +16,15 @@ public static class AuthorityRewriteExtensions
     /// Rewrites every HTTP/2 request's <c>:authority</c> to <c>localhost</c> before Kestrel parses it,
     /// so that clients sending a Unix socket path as authority (kubelet and crictl up to v1.30,
     /// grpcurl) are not reset with PROTOCOL_ERROR (dotnet/aspnetcore#47043). Meant for endpoints with
-    /// <c>Protocols = HttpProtocols.Http2</c> and the default Http2Limits (HeaderTableSize 4096,
-    /// MaxFrameSize 16384), which is what the rewriter assumes the client was told.
+    /// <c>Protocols = HttpProtocols.Http2</c> (HTTP/2 with prior knowledge, as on a Unix socket).
     /// </summary>
     public static ListenOptions UseAuthorityRewrite(this ListenOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         ILoggerFactory loggers = options.ApplicationServices.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
-        var middleware = new AuthorityRewriteMiddleware(loggers.CreateLogger(typeof(AuthorityRewriteMiddleware).FullName!));
+        var middleware = new AuthorityRewriteMiddleware(
+            options.KestrelServerOptions.Limits.Http2,
+            loggers.CreateLogger(typeof(AuthorityRewriteMiddleware).FullName!));
         options.Use(next => context => middleware.OnConnectionAsync(context, next));
         return options;
     }
@@ -34,7 +35,12 @@ public static class AuthorityRewriteExtensions
 /// client's bytes through an <see cref="Http2FrameRewriter"/>. Server-to-client bytes go straight
 /// to the socket.
 /// </summary>
-internal sealed class AuthorityRewriteMiddleware(ILogger logger)
+/// <param name="limits">
+/// Read at each connection, since they may be set after the endpoint: HeaderTableSize is the
+/// SETTINGS_HEADER_TABLE_SIZE Kestrel advertises, so the most the client's HPACK encoder may use;
+/// MaxFrameSize is Kestrel's SETTINGS_MAX_FRAME_SIZE, which our re-encoded frames must respect.
+/// </param>
+internal sealed class AuthorityRewriteMiddleware(Http2Limits limits, ILogger logger)
 {
     // Same as Kestrel's default MaxRequestBufferSize: the pump stops reading the socket when
     // Kestrel falls this far behind, so flow control works as without us.
@@ -71,7 +77,7 @@ internal sealed class AuthorityRewriteMiddleware(ILogger logger)
     private async Task PumpAsync(ConnectionContext context, PipeReader input, PipeWriter output)
     {
         Exception? error = null;
-        using var rewriter = new Http2FrameRewriter();
+        using var rewriter = new Http2FrameRewriter(limits.HeaderTableSize, limits.MaxFrameSize);
         try
         {
             while (true)

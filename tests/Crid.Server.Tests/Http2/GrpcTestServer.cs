@@ -15,8 +15,11 @@ internal sealed class GrpcTestServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly string _dir;
 
-    private GrpcTestServer(WebApplication app, string dir, string socketPath)
+    private readonly WarningCollector _logs;
+
+    private GrpcTestServer(WebApplication app, string dir, string socketPath, WarningCollector logs)
     {
+        _logs = logs;
         _app = app;
         _dir = dir;
         SocketPath = socketPath;
@@ -24,16 +27,21 @@ internal sealed class GrpcTestServer : IAsyncDisposable
 
     public string SocketPath { get; }
 
+    /// <summary>Every log entry at Warning or above so far: a misbehaving connection must not make the server complain.</summary>
+    public IReadOnlyList<string> Warnings => _logs.Entries;
+
     public static async Task<GrpcTestServer> StartAsync(bool rewriteAuthority)
     {
         // Unix socket paths are limited to ~108 bytes: keep the folder name short.
         string dir = Path.Combine(Path.GetTempPath(), "crid-h2-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(dir);
         string socketPath = Path.Combine(dir, "crid.sock");
+        var logs = new WarningCollector();
         try
         {
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = dir });
             builder.Logging.ClearProviders();
+            builder.Logging.AddProvider(logs);
             builder.WebHost.ConfigureKestrel(o => o.ListenUnixSocket(socketPath, lo =>
             {
                 lo.Protocols = HttpProtocols.Http2;
@@ -46,7 +54,7 @@ internal sealed class GrpcTestServer : IAsyncDisposable
             var app = builder.Build();
             app.MapGrpcService<TestRuntimeService>();
             await app.StartAsync();
-            return new GrpcTestServer(app, dir, socketPath);
+            return new GrpcTestServer(app, dir, socketPath, logs);
         }
         catch
         {
@@ -82,4 +90,46 @@ internal sealed class TestRuntimeService : RuntimeService.RuntimeServiceBase
             RuntimeVersion = "0.1.0",
             RuntimeApiVersion = "v1",
         });
+}
+
+/// <summary>Collects log entries at Warning and above.</summary>
+internal sealed class WarningCollector : ILoggerProvider
+{
+    private readonly List<string> _entries = [];
+
+    public IReadOnlyList<string> Entries
+    {
+        get
+        {
+            lock (_entries)
+            {
+                return [.. _entries];
+            }
+        }
+    }
+
+    public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(WarningCollector owner, string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                lock (owner._entries)
+                {
+                    owner._entries.Add($"{logLevel} {category}: {formatter(state, exception)} {exception}");
+                }
+            }
+        }
+    }
 }
