@@ -121,6 +121,9 @@ public sealed class AuthorityRewriteReplayTests
         {
             Assert.Equal("v1", (await client.VersionAsync(new VersionRequest { Version = "v1" })).RuntimeApiVersion);
         }
+        // A 1 MB request body: many DATA frames and WINDOW_UPDATEs streamed through the pump.
+        Assert.Equal("v1", (await client.VersionAsync(new VersionRequest { Version = new string('x', 1_000_000) })).RuntimeApiVersion);
+
         var concurrent = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => client.VersionAsync(new VersionRequest { Version = "v1" }).ResponseAsync));
         Assert.All(concurrent, r => Assert.Equal("v1", r.RuntimeApiVersion));
         Assert.Empty(server.Warnings);
