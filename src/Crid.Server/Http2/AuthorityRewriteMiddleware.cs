@@ -18,6 +18,11 @@ public static class AuthorityRewriteExtensions
     /// grpcurl) are not reset with PROTOCOL_ERROR (dotnet/aspnetcore#47043). Meant for endpoints with
     /// <c>Protocols = HttpProtocols.Http2</c> (HTTP/2 with prior knowledge, as on a Unix socket).
     /// </summary>
+    /// <remarks>
+    /// Connection middleware runs in the order it is added: on a TLS endpoint this must come after
+    /// <c>UseHttps</c>, so that it sees plaintext. A connection that does not start with the HTTP/2
+    /// preface (HTTP/1.x on a mixed endpoint) is passed through untouched.
+    /// </remarks>
     public static ListenOptions UseAuthorityRewrite(this ListenOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -76,10 +81,12 @@ internal sealed class AuthorityRewriteMiddleware(Http2Limits limits, ILogger log
 
     private async Task PumpAsync(ConnectionContext context, PipeReader input, PipeWriter output)
     {
+        // Never throws: whatever goes wrong ends up as the completion of Kestrel's input pipe.
         Exception? error = null;
-        using var rewriter = new Http2FrameRewriter(limits.HeaderTableSize, limits.MaxFrameSize);
+        Http2FrameRewriter? rewriter = null;
         try
         {
+            rewriter = new Http2FrameRewriter(limits.HeaderTableSize, limits.MaxFrameSize);
             while (true)
             {
                 ReadResult result = await input.ReadAsync();
@@ -93,14 +100,24 @@ internal sealed class AuthorityRewriteMiddleware(Http2Limits limits, ILogger log
                 {
                     consumed = rewriter.Process(buffer, output);
                 }
-                catch (Exception ex) when (ex is HpackDecodingException or Http2RewriteException)
+                catch (Exception ex)
                 {
-                    // The server would answer these with a connection error (RFC 7540 Section 5.4.1);
-                    // we cannot follow the client's HPACK state any more, so drop the connection.
-                    logger.LogInformation(ex, "Connection {ConnectionId}: malformed HTTP/2 from client, closing: {Reason}", context.ConnectionId, ex.Message);
+                    // Malformed header blocks (or, for any other exception, a bug of ours): the server
+                    // would answer them with a connection error (RFC 7540 Section 5.4.1), and we can no
+                    // longer follow the client's HPACK context. Drop the connection; Kestrel then sees
+                    // its input aborted, as for a client that vanished.
+                    if (ex is HpackDecodingException or Http2RewriteException)
+                    {
+                        logger.LogInformation("Connection {ConnectionId}: malformed HTTP/2 from the client, closing it: {Reason}", context.ConnectionId, ex.Message);
+                    }
+                    else
+                    {
+                        logger.LogError(ex, "Connection {ConnectionId}: :authority rewrite failed, closing the connection", context.ConnectionId);
+                    }
                     input.AdvanceTo(buffer.End);
-                    error = new ConnectionAbortedException("malformed HTTP/2 header block: " + ex.Message, ex);
-                    context.Abort((ConnectionAbortedException)error);
+                    var aborted = new ConnectionAbortedException("HTTP/2 header block rewrite failed: " + ex.Message, ex);
+                    error = aborted;
+                    context.Abort(aborted);
                     break;
                 }
                 input.AdvanceTo(consumed, buffer.End);
@@ -119,6 +136,7 @@ internal sealed class AuthorityRewriteMiddleware(Http2Limits limits, ILogger log
         }
         finally
         {
+            rewriter?.Dispose();
             await output.CompleteAsync(error);
             await input.CompleteAsync();
         }
