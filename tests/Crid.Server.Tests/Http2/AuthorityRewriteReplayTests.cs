@@ -36,6 +36,14 @@ public sealed class AuthorityRewriteReplayTests
 
     [Theory]
     [MemberData(nameof(Recordings))]
+    public async Task Recorded_WrittenOneByteAtATime_EveryStreamAnswered(string name)
+    {
+        await using var server = await GrpcTestServer.StartAsync(rewriteAuthority: true);
+        await ReplayAndAssertAnsweredAsync(server, Recording(name), writeChunkSize: 1);
+    }
+
+    [Theory]
+    [MemberData(nameof(Recordings))]
     public async Task WithoutRewrite_KestrelResetsSocketPathAuthority(string name)
     {
         // The control: proves the problem the adapter exists for (dotnet/aspnetcore#47043).
@@ -149,9 +157,9 @@ public sealed class AuthorityRewriteReplayTests
         Assert.Empty(server.Warnings);
     }
 
-    private static async Task ReplayAndAssertAnsweredAsync(GrpcTestServer server, byte[] bytes)
+    private static async Task ReplayAndAssertAnsweredAsync(GrpcTestServer server, byte[] bytes, int? writeChunkSize = null)
     {
-        var result = await H2Client.ReplayAsync(server.SocketPath, bytes);
+        var result = await H2Client.ReplayAsync(server.SocketPath, bytes, writeChunkSize: writeChunkSize);
         Assert.False(result.TimedOut, "timed out: " + result);
         Assert.False(result.ConnectionClosed, "connection closed: " + result);
         Assert.True(result.GoAway is null, "GOAWAY: " + result);

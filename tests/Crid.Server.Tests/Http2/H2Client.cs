@@ -213,12 +213,13 @@ internal static class H2Client
     /// then reads the server's frames until every stream the client opened has ended, the
     /// connection closes, or <paramref name="timeout"/> (default 5 s) elapses.
     /// </summary>
+    /// <param name="writeChunkSize">If set, the bytes are written in writes of this size, to make the server see partial frames.</param>
     /// <remarks>
     /// Only if <paramref name="clientBytes"/> hold no SETTINGS ACK does the client acknowledge the
     /// server's SETTINGS itself: a recorded connection already carries its ACK, and replaying it
     /// must stay byte for byte. The server's PINGs are not answered (Kestrel does not need it).
     /// </remarks>
-    public static async Task<H2Result> ReplayAsync(string socketPath, byte[] clientBytes, TimeSpan? timeout = null)
+    public static async Task<H2Result> ReplayAsync(string socketPath, byte[] clientBytes, TimeSpan? timeout = null, int? writeChunkSize = null)
     {
         var result = new H2Result();
         bool clientAcksSettings = false;
@@ -264,8 +265,12 @@ internal static class H2Client
         {
             await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cts.Token);
             await using var stream = new NetworkStream(socket, ownsSocket: false);
-            await stream.WriteAsync(clientBytes, cts.Token);
-            await stream.FlushAsync(cts.Token);
+            int chunk = writeChunkSize ?? clientBytes.Length;
+            for (int offset = 0; offset < clientBytes.Length; offset += chunk)
+            {
+                await stream.WriteAsync(clientBytes.AsMemory(offset, Math.Min(chunk, clientBytes.Length - offset)), cts.Token);
+                await stream.FlushAsync(cts.Token);
+            }
 
             using var responseDecoder = new HpackDecoder();
             var responseBlocks = new HeaderBlockAssembler();
