@@ -1,6 +1,7 @@
 using Crid.Core.Configuration;
 using Crid.Core.Sandboxes;
 using Crid.Server;
+using Crid.Server.Http2;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Crid;
@@ -28,7 +29,12 @@ internal static class Daemon
         builder.Services.AddSystemd();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.ListenUnixSocket(options.Listen, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.ListenUnixSocket(options.Listen, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                // crictl and kubelet up to v1.30 send the socket path as :authority, which Kestrel rejects.
+                listen.UseAuthorityRewrite();
+            });
         });
         builder.Services.AddCriServices(options);
 
