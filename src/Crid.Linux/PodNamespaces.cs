@@ -30,7 +30,7 @@ public static unsafe class PodNamespaces
         }
 
         var pins = new List<PinnedNamespace>(4);
-        int pid = 0;
+        HelperChild? child = null;
         try
         {
             foreach (string type in Order)
@@ -44,7 +44,8 @@ public static unsafe class PodNamespaces
             }
 
             Inject("clone", plan.SingleType, null);
-            pid = HelperChild.Start(plan.CloneFlags, plan.SingleType);
+            child = HelperChild.Start(plan.CloneFlags, plan.SingleType);
+            int pid = child.Pid;
 
             // Before the id maps on purpose: ipc and mqueue sysctls are writable only by the uid
             // that root of the owning user namespace maps to (ipc/ipc_sysctl.c ipc_permissions),
@@ -110,10 +111,7 @@ public static unsafe class PodNamespaces
         }
         finally
         {
-            if (pid > 0)
-            {
-                HelperChild.KillAndReap(pid);
-            }
+            child?.Dispose();
         }
     }
 

@@ -136,4 +136,17 @@ public class HygieneTests
             NamespaceThreads.UseWorkers = true;
         }
     }
+
+    [Fact]
+    public void Helper_child_blocks_every_signal_and_dies_with_sigkill()
+    {
+        using var child = HelperChild.Start(Interop.CLONE_NEWUTS, "uts");
+        string status = File.ReadAllText($"/proc/{child.Pid}/status");
+        Assert.Contains("SigBlk:\tfffffffe7ffbfeff", status, StringComparison.Ordinal);
+        TestHost.Ok("kill", "-INT", child.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Thread.Sleep(20);
+        Assert.Contains("ShdPnd:\t0000000000000002", File.ReadAllText($"/proc/{child.Pid}/status"), StringComparison.Ordinal);
+        child.Dispose();
+        Assert.False(Directory.Exists($"/proc/{child.Pid}"));
+    }
 }
