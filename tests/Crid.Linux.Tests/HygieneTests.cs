@@ -70,6 +70,19 @@ public class HygieneTests
             }
         }
 
+        // Infra spawns unshare a pid namespace on a thread of their own, which must then be gone.
+        for (int i = 0; i < 5; i++)
+        {
+            var infra = InfraProcess.Start(new InfraRequest
+            {
+                NamespacesDir = tmp.Path,
+                Uuid = Guid.NewGuid().ToString("D"),
+                Executable = "/bin/sleep",
+                Args = ["sleep", "infinity"],
+            });
+            InfraProcess.Kill(infra.Pid, infra.Pin.Path);
+        }
+
         // A failing configure must bring its worker home too.
         Assert.Throws<NamespaceException>(() => PodNamespaces.Create(request with { Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "-1" } }));
 

@@ -4,14 +4,16 @@ using Xunit.Abstractions;
 
 namespace Crid.Linux.Tests;
 
-/// <summary>Median Create (net+ipc+uts, loopback up) and Remove times; reported, not asserted.</summary>
+/// <summary>
+/// Median Create (net+ipc+uts, loopback up) and Remove over 200 pods, reported, not asserted:
+/// timings on a shared VM are too noisy to fail a build on. Long-lived namespace workers and
+/// a thread per call are measured in alternating blocks so both see the same background load.
+/// </summary>
 [Trait("Category", "Perf")]
 public class PerfTests(ITestOutputHelper output)
 {
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void Create_and_remove_median(bool workers)
+    [Fact]
+    public void Create_and_remove_median()
     {
         using var tmp = new TempNsDir();
         var request = new PodNamespacesRequest
@@ -20,42 +22,52 @@ public class PerfTests(ITestOutputHelper output)
             Namespaces = [new("net", false), new("ipc", false), new("uts", false)],
             LoopbackUp = true,
         };
-        NamespaceThreads.UseWorkers = workers;
+        var create = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
+        var remove = new List<double>();
         try
         {
-            for (int i = 0; i < 20; i++)
+            for (int round = 0; round < 9; round++)
             {
-                foreach (var p in PodNamespaces.Create(request).Pins)
+                foreach (bool workers in new[] { round % 2 == 0, round % 2 != 0 })
                 {
-                    p.Remove();
+                    NamespaceThreads.UseWorkers = workers;
+                    for (int i = 0; i < 25; i++)
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        var r = PodNamespaces.Create(request);
+                        long t1 = Stopwatch.GetTimestamp();
+                        foreach (var p in r.Pins)
+                        {
+                            p.Remove();
+                        }
+
+                        long t2 = Stopwatch.GetTimestamp();
+                        if (round > 0)
+                        {
+                            // Round 0 is the warm-up (JIT, first workers, folders).
+                            create[workers].Add(Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds);
+                            remove.Add(Stopwatch.GetElapsedTime(t1, t2).TotalMilliseconds);
+                        }
+                    }
                 }
             }
-
-            const int N = 200;
-            var create = new double[N];
-            var remove = new double[N];
-            for (int i = 0; i < N; i++)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                var r = PodNamespaces.Create(request);
-                long t1 = Stopwatch.GetTimestamp();
-                foreach (var p in r.Pins)
-                {
-                    p.Remove();
-                }
-
-                long t2 = Stopwatch.GetTimestamp();
-                create[i] = Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds;
-                remove[i] = Stopwatch.GetElapsedTime(t1, t2).TotalMilliseconds;
-            }
-
-            Array.Sort(create);
-            Array.Sort(remove);
-            output.WriteLine($"workers={workers} create median {create[N / 2]:F3} ms p90 {create[N * 9 / 10]:F3}; remove median {remove[N / 2]:F3} ms p90 {remove[N * 9 / 10]:F3}");
         }
         finally
         {
             NamespaceThreads.UseWorkers = true;
         }
+
+        foreach (var (workers, times) in create)
+        {
+            output.WriteLine($"create ({(workers ? "workers" : "thread per call")}): median {Median(times):F3} ms over {times.Count}");
+        }
+
+        output.WriteLine($"remove (3 pins): median {Median(remove):F3} ms over {remove.Count}");
+    }
+
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        return values[values.Count / 2];
     }
 }
