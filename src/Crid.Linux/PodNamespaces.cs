@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Crid.Linux;
 
 /// <summary>
@@ -8,7 +6,7 @@ namespace Crid.Linux;
 /// </summary>
 public static unsafe class PodNamespaces
 {
-    // Creation order; user first so the failure of a mapping is found before any other pin.
+    // Pin order; a failure removes the pins made so far in reverse.
     private static readonly string[] Order = ["user", "net", "ipc", "uts"];
 
     /// <summary>Tests only: the step at which the calling thread's next Create fails with EIO.</summary>
@@ -127,9 +125,8 @@ public static unsafe class PodNamespaces
     /// <summary>Runs on a namespace thread that has joined the pod's new net/ipc/uts namespaces.</summary>
     private static void ConfigureInside(Plan plan, PodNamespacesRequest request)
     {
-        foreach (var (name, path, value, kind) in plan.SysctlWrites)
+        foreach (var (_, path, value, kind) in plan.SysctlWrites)
         {
-            _ = name;
             NsFiles.WriteOnce(path, value, "sysctl", kind == Sysctls.Kind.Net ? "net" : "ipc");
         }
 
