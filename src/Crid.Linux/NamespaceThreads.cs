@@ -50,7 +50,8 @@ internal static class NamespaceThreads
             t.Join();
         }
 
-        item.Done.Dispose();
+        // Done is not disposed: its Set() may still be returning on the other thread, and without
+        // a WaitHandle ever requested it holds no kernel object.
         if (item.Error is not null)
         {
             ExceptionDispatchInfo.Throw(item.Error);
@@ -93,6 +94,9 @@ internal static class NamespaceThreads
             {
                 s_threads--;
             }
+
+            // A worker that could not get home ends here; a replacement keeps the queue served.
+            EnsureWorkers();
         }
     }
 
