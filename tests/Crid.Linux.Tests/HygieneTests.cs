@@ -60,6 +60,12 @@ public class HygieneTests
             LoopbackUp = true,
             Hostname = "hygiene",
         };
+        foreach (var pin in PodNamespaces.Create(request).Pins)
+        {
+            pin.Remove(); // warm-up: workers start and open their home fds once
+        }
+
+        int fdsBefore = Directory.GetFiles("/proc/self/fd").Length;
         for (int i = 0; i < 200; i++)
         {
             // From thread-pool threads too: the namespace work must still land on dedicated threads.
@@ -101,6 +107,9 @@ public class HygieneTests
         }
 
         Assert.Equal(childrenBefore.Order(), Children().Order());
+
+        // A leak of one fd per call would show as hundreds; the slack is for the test host.
+        Assert.InRange(Directory.GetFiles("/proc/self/fd").Length, 0, fdsBefore + 4);
     }
 
     [Fact]
