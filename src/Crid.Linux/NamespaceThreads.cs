@@ -18,6 +18,10 @@ internal static class NamespaceThreads
     private static readonly Lock StartLock = new();
     private static int s_threads;
 
+    // A worker's own namespaces, opened once: it always returns to them, so they never change.
+    [ThreadStatic]
+    private static SafeFd[]? t_home;
+
     /// <summary>Long-lived workers by default; a new thread per call when false (kept to measure).</summary>
     internal static bool UseWorkers { get; set; } = true;
 
@@ -36,12 +40,18 @@ internal static class NamespaceThreads
         }
         else
         {
-            var t = new Thread(() => Execute(item)) { IsBackground = true, Name = "crid-ns-once" };
+            var t = new Thread(() =>
+            {
+                Execute(item);
+                DisposeHome();
+            })
+            { IsBackground = true, Name = "crid-ns-once" };
             t.Start();
             t.Join();
         }
 
-        item.Done.Dispose();
+        // Done is not disposed: its Set() may still be returning on the other thread, and without
+        // a WaitHandle ever requested it holds no kernel object.
         if (item.Error is not null)
         {
             ExceptionDispatchInfo.Throw(item.Error);
@@ -79,20 +89,36 @@ internal static class NamespaceThreads
         }
         finally
         {
+            DisposeHome();
             lock (StartLock)
             {
                 s_threads--;
             }
+
+            // A worker that could not get home ends here; a replacement keeps the queue served.
+            EnsureWorkers();
         }
+    }
+
+    private static void DisposeHome()
+    {
+        foreach (var fd in t_home ?? [])
+        {
+            fd.Dispose();
+        }
+
+        t_home = null;
     }
 
     /// <returns>False when the thread could not get back to its namespaces and must end.</returns>
     private static bool Execute(Item item)
     {
-        var home = new SafeFd?[Flags.Length];
         bool clean = true;
+        var entered = new bool[Flags.Length];
+        SafeFd[]? home = null;
         try
         {
+            home = t_home ??= OpenHome();
             for (int i = 0; i < Flags.Length; i++)
             {
                 string? target = item.Targets[i];
@@ -101,8 +127,7 @@ internal static class NamespaceThreads
                     continue;
                 }
 
-                // Saved right before leaving, so "home" is whatever this thread was in.
-                home[i] = OpenNs("/proc/thread-self/ns/" + Names[i], Names[i]);
+                entered[i] = true;
                 using SafeFd fd = OpenNs(target, Names[i]);
                 if (Interop.Setns(fd, Flags[i]) != 0)
                 {
@@ -120,10 +145,9 @@ internal static class NamespaceThreads
         {
             for (int i = 0; i < Flags.Length; i++)
             {
-                if (home[i] is { } fd)
+                if (entered[i])
                 {
-                    clean &= Interop.Setns(fd, Flags[i]) == 0;
-                    fd.Dispose();
+                    clean &= home is not null && Interop.Setns(home[i], Flags[i]) == 0;
                 }
             }
 
@@ -131,6 +155,25 @@ internal static class NamespaceThreads
         }
 
         return clean;
+    }
+
+    private static SafeFd[] OpenHome()
+    {
+        var home = new List<SafeFd>(Flags.Length);
+        try
+        {
+            for (int i = 0; i < Flags.Length; i++)
+            {
+                home.Add(OpenNs("/proc/thread-self/ns/" + Names[i], Names[i]));
+            }
+        }
+        catch
+        {
+            home.ForEach(fd => fd.Dispose());
+            throw;
+        }
+
+        return home.ToArray();
     }
 
     private static SafeFd OpenNs(string path, string type)

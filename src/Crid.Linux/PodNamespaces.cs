@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Crid.Linux;
 
 /// <summary>
@@ -8,7 +6,7 @@ namespace Crid.Linux;
 /// </summary>
 public static unsafe class PodNamespaces
 {
-    // Creation order; user first so the failure of a mapping is found before any other pin.
+    // Pin order; a failure removes the pins made so far in reverse.
     private static readonly string[] Order = ["user", "net", "ipc", "uts"];
 
     /// <summary>Tests only: the step at which the calling thread's next Create fails with EIO.</summary>
@@ -30,7 +28,7 @@ public static unsafe class PodNamespaces
         }
 
         var pins = new List<PinnedNamespace>(4);
-        int pid = 0;
+        HelperChild? child = null;
         try
         {
             foreach (string type in Order)
@@ -44,7 +42,8 @@ public static unsafe class PodNamespaces
             }
 
             Inject("clone", plan.SingleType, null);
-            pid = HelperChild.Start(plan.CloneFlags, plan.SingleType);
+            child = HelperChild.Start(plan.CloneFlags, plan.SingleType);
+            int pid = child.Pid;
 
             // Before the id maps on purpose: ipc and mqueue sysctls are writable only by the uid
             // that root of the owning user namespace maps to (ipc/ipc_sysctl.c ipc_permissions),
@@ -61,7 +60,7 @@ public static unsafe class PodNamespaces
                     plan.EnterUts ? proc + "uts" : null,
                 ];
                 Inject("configure", null, null);
-                NamespaceThreads.Run(targets, () => ConfigureInside(plan, request));
+                NamespaceThreads.Run(targets, () => ConfigureInside(plan));
             }
 
             if (plan.IsNew("user"))
@@ -70,9 +69,9 @@ public static unsafe class PodNamespaces
                 // process holding CAP_SETUID/CAP_SETGID in the parent namespace, which we are.
                 // setgroups is left at "allow" on purpose: containers call setgroups(2).
                 Inject("uid_map", "user", null);
-                NsFiles.WriteOnce($"/proc/{pid}/uid_map", IdMappings.Format(request.UidMappings), "uid_map", "user");
+                NsFiles.WriteOnce($"/proc/{pid}/uid_map", plan.UidMap, "uid_map", "user");
                 Inject("gid_map", "user", null);
-                NsFiles.WriteOnce($"/proc/{pid}/gid_map", IdMappings.Format(request.GidMappings), "gid_map", "user");
+                NsFiles.WriteOnce($"/proc/{pid}/gid_map", plan.GidMap, "gid_map", "user");
             }
 
             foreach (string type in Order)
@@ -110,10 +109,7 @@ public static unsafe class PodNamespaces
         }
         finally
         {
-            if (pid > 0)
-            {
-                HelperChild.KillAndReap(pid);
-            }
+            child?.Dispose();
         }
     }
 
@@ -127,29 +123,25 @@ public static unsafe class PodNamespaces
     }
 
     /// <summary>Runs on a namespace thread that has joined the pod's new net/ipc/uts namespaces.</summary>
-    private static void ConfigureInside(Plan plan, PodNamespacesRequest request)
+    private static void ConfigureInside(Plan plan)
     {
-        foreach (var (name, path, value, kind) in plan.SysctlWrites)
+        foreach (var (_, path, value, kind) in plan.SysctlWrites)
         {
-            _ = name;
             NsFiles.WriteOnce(path, value, "sysctl", kind == Sysctls.Kind.Net ? "net" : "ipc");
         }
 
-        if (plan.EnterNet && request.LoopbackUp)
+        if (plan.LoopbackUp)
         {
             LoopbackUp();
         }
 
-        if (plan.EnterUts && !string.IsNullOrEmpty(request.Hostname))
+        if (plan.Hostname is { } hostname)
         {
-            int max = System.Text.Encoding.UTF8.GetMaxByteCount(request.Hostname.Length);
-            Span<byte> buf = stackalloc byte[Math.Min(max, 1024)];
-            int len = System.Text.Encoding.UTF8.GetBytes(request.Hostname, buf);
-            fixed (byte* p = buf)
+            fixed (byte* p = hostname)
             {
-                if (Interop.Sethostname(p, len) != 0)
+                if (Interop.Sethostname(p, hostname.Length) != 0)
                 {
-                    throw Errors.Last("sethostname", "uts", "sethostname", request.Hostname);
+                    throw Errors.Last("sethostname", "uts", "sethostname", System.Text.Encoding.UTF8.GetString(hostname));
                 }
             }
         }
@@ -203,6 +195,15 @@ public static unsafe class PodNamespaces
 
         public bool NeedsWork => EnterNet || EnterIpc || EnterUts;
 
+        public bool LoopbackUp { get; private set; }
+
+        /// <summary>UTF-8, checked against HOST_NAME_MAX.</summary>
+        public byte[]? Hostname { get; private set; }
+
+        public string UidMap { get; private set; } = "";
+
+        public string GidMap { get; private set; } = "";
+
         public List<(string Name, string Path, string Value, Sysctls.Kind Kind)> SysctlWrites { get; } = [];
 
         public bool IsNew(string type) => _new.Contains(type);
@@ -251,6 +252,8 @@ public static unsafe class PodNamespaces
 
             if (plan.IsNew("user"))
             {
+                plan.UidMap = IdMappings.Format(uids);
+                plan.GidMap = IdMappings.Format(gids);
                 plan.Chown = true;
                 plan.RootUid = IdMappings.HostIdOfRoot(uids);
                 plan.RootGid = IdMappings.HostIdOfRoot(gids);
@@ -270,9 +273,11 @@ public static unsafe class PodNamespaces
                 plan.EnterIpc |= kind == Sysctls.Kind.Ipc;
             }
 
+            // Loopback of the host's network is the host's business: only a new netns is touched.
             if (r.LoopbackUp && plan.IsNew("net"))
             {
                 plan.EnterNet = true;
+                plan.LoopbackUp = true;
             }
 
             if (!string.IsNullOrEmpty(r.Hostname))
@@ -282,6 +287,15 @@ public static unsafe class PodNamespaces
                     throw new ArgumentException("a hostname needs a new uts namespace", nameof(r.Hostname));
                 }
 
+                byte[] name = System.Text.Encoding.UTF8.GetBytes(r.Hostname);
+
+                // sethostname(2): at most HOST_NAME_MAX (64) bytes; a NUL would silently cut it.
+                if (name.Length > 64 || name.Contains((byte)0))
+                {
+                    throw new ArgumentException($"hostname \"{r.Hostname}\": at most 64 bytes and no NUL", nameof(r.Hostname));
+                }
+
+                plan.Hostname = name;
                 plan.EnterUts = true;
             }
 

@@ -124,13 +124,20 @@ public class FailureTests
     }
 
     [Fact]
-    public void Hostname_the_kernel_rejects_rolls_back()
+    public void Bad_hostnames_are_refused_before_anything_is_made()
     {
         using var tmp = new TempNsDir();
-        var e = Assert.Throws<NamespaceException>(() => PodNamespaces.Create(Full(tmp.Path) with { Hostname = new string('h', 65) }));
-        Assert.Equal("sethostname", e.Step);
-        Assert.Equal("EINVAL", e.ErrnoName);
-        AssertNothingLeft(tmp.Path);
+        var tooLong = Assert.Throws<ArgumentException>(() => PodNamespaces.Create(Full(tmp.Path) with { Hostname = new string('h', 65) }));
+        Assert.Contains("64 bytes", tooLong.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => PodNamespaces.Create(Full(tmp.Path) with { Hostname = "a\0b" }));
+        var hostUts = Assert.Throws<ArgumentException>(() => PodNamespaces.Create(new PodNamespacesRequest
+        {
+            NamespacesDir = tmp.Path,
+            Namespaces = [new("uts", true)],
+            Hostname = "x",
+        }));
+        Assert.Contains("new uts namespace", hostUts.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(tmp.Path));
     }
 
     [Fact]

@@ -60,6 +60,12 @@ public class HygieneTests
             LoopbackUp = true,
             Hostname = "hygiene",
         };
+        foreach (var pin in PodNamespaces.Create(request).Pins)
+        {
+            pin.Remove(); // warm-up: workers start and open their home fds once
+        }
+
+        int fdsBefore = Directory.GetFiles("/proc/self/fd").Length;
         for (int i = 0; i < 200; i++)
         {
             // From thread-pool threads too: the namespace work must still land on dedicated threads.
@@ -68,6 +74,19 @@ public class HygieneTests
             {
                 pin.Remove();
             }
+        }
+
+        // Infra spawns unshare a pid namespace on a thread of their own, which must then be gone.
+        for (int i = 0; i < 5; i++)
+        {
+            var infra = InfraProcess.Start(new InfraRequest
+            {
+                NamespacesDir = tmp.Path,
+                Uuid = Guid.NewGuid().ToString("D"),
+                Executable = "/bin/sleep",
+                Args = ["sleep", "infinity"],
+            });
+            InfraProcess.Kill(infra.Pid, infra.Pin.Path);
         }
 
         // A failing configure must bring its worker home too.
@@ -88,6 +107,9 @@ public class HygieneTests
         }
 
         Assert.Equal(childrenBefore.Order(), Children().Order());
+
+        // A leak of one fd per call would show as hundreds; the slack is for the test host.
+        Assert.InRange(Directory.GetFiles("/proc/self/fd").Length, 0, fdsBefore + 4);
     }
 
     [Fact]
@@ -135,5 +157,18 @@ public class HygieneTests
         {
             NamespaceThreads.UseWorkers = true;
         }
+    }
+
+    [Fact]
+    public void Helper_child_blocks_every_signal_and_dies_with_sigkill()
+    {
+        using var child = HelperChild.Start(Interop.CLONE_NEWUTS, "uts");
+        string status = File.ReadAllText($"/proc/{child.Pid}/status");
+        Assert.Contains("SigBlk:\tfffffffe7ffbfeff", status, StringComparison.Ordinal);
+        TestHost.Ok("kill", "-INT", child.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Thread.Sleep(20);
+        Assert.Contains("ShdPnd:\t0000000000000002", File.ReadAllText($"/proc/{child.Pid}/status"), StringComparison.Ordinal);
+        child.Dispose();
+        Assert.False(Directory.Exists($"/proc/{child.Pid}"));
     }
 }

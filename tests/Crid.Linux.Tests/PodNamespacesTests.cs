@@ -137,7 +137,7 @@ public class PodNamespacesTests
             foreach (var pin in r.Pins)
             {
                 string owner = TestHost.Ok("unshare", "-m", "sh", "-c",
-                    $"mkdir -p /tmp/crid-under && mount --bind '{Path.GetDirectoryName(pin.Path)}' /tmp/crid-under && stat -c %u:%g /tmp/crid-under/{r.Uuid}");
+                    $"mkdir -p '{tmp.Path}/under' && mount --bind '{Path.GetDirectoryName(pin.Path)}' '{tmp.Path}/under' && stat -c %u:%g '{tmp.Path}/under/{r.Uuid}'");
                 Assert.Equal("100000:100000", owner);
             }
         }

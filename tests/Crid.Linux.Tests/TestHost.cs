@@ -71,6 +71,11 @@ internal sealed class TempNsDir : IDisposable
     public void Dispose()
     {
         var left = TestHost.MountsUnder(Path);
+
+        // The same check as an operator would run it; findmnt exits 1 when nothing matches.
+        string nsfs = TestHost.Run("findmnt", "-rn", "-t", "nsfs", "-o", "TARGET").Out;
+        left.AddRange(nsfs.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Where(t => t.StartsWith(Path + "/", StringComparison.Ordinal) && !left.Contains(t)));
         foreach (string m in left)
         {
             TestHost.Run("umount", "-l", m);

@@ -47,6 +47,12 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc, EntryPoint = "posix_spawn_file_actions_addopen")]
     internal static partial int PosixSpawnFileActionsAddopen(void* actions, int fd, byte* path, int oflag, uint mode);
 
+    internal const int SIG_SETMASK = 2;
+
+    // No SetLastError: it must not overwrite the errno of the clone() it brackets.
+    [LibraryImport(Libc, EntryPoint = "pthread_sigmask")]
+    internal static partial int PthreadSigmask(int how, void* set, void* oldset);
+
     [LibraryImport(Libc, EntryPoint = "sigfillset")]
     internal static partial int Sigfillset(void* set);
 
