@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using Crid.Core.Sandboxes;
+using Grpc.Core;
+using Runtime.V1;
+
+namespace Crid.EndToEnd.Tests;
+
+/// <summary>Pods survive a daemon restart, whether it was asked to stop or killed.</summary>
+public sealed class RecoveryTests
+{
+    private static async Task<List<string>> RunSeveralAsync(DaemonProcess d)
+    {
+        var ids = new List<string>();
+        foreach (var file in new[] { "pod_default.json", "pod_userns.json", "pod_hostns.json" })
+        {
+            var config = SandboxConfigFile.Load(Path.Combine(RepoPaths.Shared, "cri-vectors", "configs", file));
+            ids.Add((await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId);
+        }
+        ids.Add((await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("shared-pid") })).PodSandboxId);
+        // One stopped pod: NOTREADY must come back as NOTREADY.
+        var stopped = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("stopped") })).PodSandboxId;
+        await d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = stopped });
+        ids.Add(stopped);
+        return ids;
+    }
+
+    /// <summary>What `crictl pods -o json` and `crictl inspectp` show, sorted for comparison.</summary>
+    private static async Task<(List<PodSandbox> Pods, List<PodSandboxStatusResponse> Statuses)> SnapshotAsync(DaemonProcess d)
+    {
+        var pods = (await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items.OrderBy(p => p.Id).ToList();
+        var statuses = new List<PodSandboxStatusResponse>();
+        foreach (var p in pods)
+            statuses.Add(await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = p.Id, Verbose = true }));
+        return (pods, statuses);
+    }
+
+    [Theory]
+    [InlineData("SIGTERM")]
+    [InlineData("SIGKILL")]
+    public async Task Pods_are_identical_after_a_restart(string how)
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var ids = await RunSeveralAsync(d);
+        var before = await SnapshotAsync(d);
+        var mountsBefore = Cleanup.NsfsMountsUnder(d.NamespacesDir).Order().ToList();
+        var infraPid = InfraPid(before.Statuses.Single(s => s.Status.Metadata.Name == "shared-pid"));
+
+        if (how == "SIGTERM")
+            Assert.Equal(0, await d.StopAsync());
+        else
+            await d.KillAsync();
+        // The daemon is gone; the pods are not.
+        Assert.Equal(mountsBefore, Cleanup.NsfsMountsUnder(d.NamespacesDir).Order().ToList());
+        Assert.True(Directory.Exists($"/proc/{infraPid}"));
+
+        await d.RestartAsync();
+        var after = await SnapshotAsync(d);
+        Assert.Equal(before.Pods, after.Pods);
+        Assert.Equal(before.Statuses, after.Statuses);
+        Assert.Equal(mountsBefore, Cleanup.NsfsMountsUnder(d.NamespacesDir).Order().ToList());
+        Assert.Equal(4, after.Pods.Count(p => p.State == PodSandboxState.SandboxReady));
+        Assert.Equal(5, after.Pods.Count);
+
+        // Names are reserved again.
+        var dup = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("shared-pid") }).ResponseAsync);
+        Assert.Equal(StatusCode.AlreadyExists, dup.StatusCode);
+
+        // The infra process, no longer the new daemon's child, is still stopped and gone.
+        foreach (var id in ids)
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        for (var i = 0; i < 100 && Directory.Exists($"/proc/{infraPid}"); i++)
+            await Task.Delay(10);
+        Assert.False(Directory.Exists($"/proc/{infraPid}") && !SandboxTests.IsGoneOrZombie(infraPid));
+        Assert.Empty(Cleanup.NsfsMountsUnder(d.Dir));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(d.StateDir, "sandboxes")));
+    }
+
+    [Fact]
+    public async Task A_pod_whose_pins_vanished_while_the_daemon_was_down_comes_back_NOTREADY_and_clean()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("vanish", NamespaceMode.Container) })).PodSandboxId;
+        await d.StopAsync();
+        var net = Directory.EnumerateFiles(Path.Combine(d.NamespacesDir, "netns")).Single();
+        Run("umount", net);
+
+        await d.RestartAsync();
+        var status = await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id });
+        Assert.Equal(PodSandboxState.SandboxNotready, status.Status.State);
+        // Its other pins were taken away too: no NOTREADY pod holds a namespace.
+        Assert.Empty(Cleanup.NsfsMountsUnder(d.Dir));
+        await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+    }
+
+    [Fact]
+    public async Task Unknown_pins_and_folders_without_a_record_are_removed_at_start_but_foreign_pins_are_kept()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var keep = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("keep") })).PodSandboxId;
+        await d.StopAsync();
+
+        // A pin a crashed Run left behind (uuid-named), and one `ip netns add` would make (any name).
+        var orphan = Path.Combine(d.NamespacesDir, "netns", Guid.NewGuid().ToString());
+        var foreign = Path.Combine(d.NamespacesDir, "netns", "someone-elses");
+        foreach (var pin in new[] { orphan, foreign })
+        {
+            File.WriteAllText(pin, "");
+            Run("mount", "--bind", "/proc/self/ns/net", pin);
+        }
+        var halfMade = Directory.CreateDirectory(Path.Combine(d.StateDir, "sandboxes", new string('b', 64))).FullName;
+        File.WriteAllText(Path.Combine(halfMade, "config.json"), "{}");
+        try
+        {
+            await d.RestartAsync();
+            Assert.False(File.Exists(orphan));
+            Assert.False(Directory.Exists(halfMade));
+            Assert.Contains(foreign, Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            Assert.Contains("no sandbox record knows it", d.Stderr);
+            Assert.Equal(PodSandboxState.SandboxReady, (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = keep })).Status.State);
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = keep });
+        }
+        finally
+        {
+            Run("umount", foreign);
+            File.Delete(foreign);
+        }
+    }
+
+    internal static int InfraPid(PodSandboxStatusResponse status)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(status.Info["info"]);
+        return doc.RootElement.GetProperty("infraPid").GetInt32();
+    }
+
+    private static void Run(string file, params string[] args)
+    {
+        using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true })!;
+        var err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)}: {err}");
+    }
+}
