@@ -46,6 +46,7 @@ public sealed partial class SandboxManager
                 infraPid = infra.Pid;
                 pins["pid"] = infra.Pin.Path;
                 undo.Push(("stop the infra process", () => InfraProcess.Kill(infra.Pid, infra.Pin.Path)));
+                WaitUntilInfraHandlesSigterm(infra.Pid);
             }
 
             var sandbox = new Sandbox
@@ -119,6 +120,43 @@ public sealed partial class SandboxManager
             IpcNsPath = pins.GetValueOrDefault("ipc"),
             UtsNsPath = pins.GetValueOrDefault("uts"),
         });
+
+    /// <summary>
+    /// PID 1 of a pid namespace only receives the signals it has a handler for (pid_namespaces(7)), so
+    /// until the infra process has installed its SIGTERM handler a SIGTERM to it would be lost. The pod
+    /// is ready when its PID 1 is: wait for the handler to show in SigCgt (proc(5)).
+    /// </summary>
+    private static void WaitUntilInfraHandlesSigterm(int pid)
+    {
+        const ulong sigterm = 1UL << (15 - 1);
+        var deadline = Environment.TickCount64 + 10_000;
+        while (true)
+        {
+            string? caught = null;
+            try
+            {
+                foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+                {
+                    if (line.StartsWith("State:", StringComparison.Ordinal) && line.Contains("zombie", StringComparison.Ordinal))
+                        throw new IOException("zombie");
+                    if (line.StartsWith("SigCgt:", StringComparison.Ordinal))
+                    {
+                        caught = line[7..].Trim();
+                        break;
+                    }
+                }
+            }
+            catch (IOException)
+            {
+                throw new RuntimeFailureException($"the infra process {pid} exited during start-up");
+            }
+            if (caught is not null && (Convert.ToUInt64(caught, 16) & sigterm) != 0)
+                return;
+            if (Environment.TickCount64 > deadline)
+                throw new RuntimeFailureException($"the infra process {pid} did not become ready within 10 s");
+            Thread.Sleep(1);
+        }
+    }
 
     private static void WriteFiles(Sandbox sandbox)
     {
