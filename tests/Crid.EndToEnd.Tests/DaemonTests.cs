@@ -65,6 +65,21 @@ public sealed class DaemonTests
     }
 
     [Fact]
+    public async Task Calls_not_served_yet_answer_Unimplemented_with_a_reason()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var pull = await Assert.ThrowsAsync<RpcException>(() => d.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = "busybox" } }).ResponseAsync);
+        Assert.Equal(StatusCode.Unimplemented, pull.StatusCode);
+        Assert.Contains("no image store", pull.Status.Detail);
+        var remove = await Assert.ThrowsAsync<RpcException>(() => d.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = "busybox" } }).ResponseAsync);
+        Assert.Equal(StatusCode.Unimplemented, remove.StatusCode);
+        var create = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.CreateContainerAsync(new CreateContainerRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.Unimplemented, create.StatusCode);
+        // The daemon carries on.
+        await d.Runtime.VersionAsync(new VersionRequest());
+    }
+
+    [Fact]
     public async Task Socket_is_0660()
     {
         await using var d = await DaemonProcess.StartAsync();
