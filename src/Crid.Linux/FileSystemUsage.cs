@@ -1,20 +1,14 @@
-using System.Runtime.InteropServices;
-
 namespace Crid.Linux;
 
 /// <summary>How full the filesystem holding a path is, as statvfs(3) reports it, and where it is mounted.</summary>
 public sealed record FileSystemUsage(string MountPoint, ulong UsedBytes, ulong UsedInodes)
 {
-    public static FileSystemUsage Of(string path)
+    public static unsafe FileSystemUsage Of(string path)
     {
-        if (StatVfs.statvfs(path, out var st) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            throw new IOException($"statvfs {path}: {Marshal.GetPInvokeErrorMessage(errno)}");
-        }
-        var used = (st.f_blocks - st.f_bfree) * st.f_frsize;
-        var inodes = st.f_files - st.f_ffree;
-        return new FileSystemUsage(MountPointOf(path), used, inodes);
+        Interop.StatVfs st;
+        if (Interop.StatVfsPath(path, &st) != 0)
+            throw Errors.LastIo("statvfs", path);
+        return new FileSystemUsage(MountPointOf(path), (st.Blocks - st.BFree) * st.FrSize, st.Files - st.FFree);
     }
 
     /// <summary>The longest mount point in /proc/self/mountinfo that contains <paramref name="path"/>.</summary>
@@ -54,17 +48,4 @@ public sealed record FileSystemUsage(string MountPoint, ulong UsedBytes, ulong U
         }
         return sb.ToString();
     }
-}
-
-internal static partial class StatVfs
-{
-    [StructLayout(LayoutKind.Sequential)]
-    internal struct Buffer
-    {
-        public ulong f_bsize, f_frsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree, f_favail, f_fsid, f_flag, f_namemax;
-        private unsafe fixed int spare[6];
-    }
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial int statvfs(string path, out Buffer buf);
 }

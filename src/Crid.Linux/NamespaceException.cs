@@ -63,4 +63,11 @@ internal static class Errors
 
     internal static NamespaceException Of(int errno, string step, string? type, string syscall, string? path)
         => new(step, type, errno, syscall, path);
+
+    /// <summary>The same, for file work that concerns no namespace: an IOException naming syscall, path and errno.</summary>
+    internal static IOException LastIo(string syscall, string path)
+    {
+        int errno = Marshal.GetLastPInvokeError();
+        return new IOException($"{syscall} {path}: {Interop.ErrnoName(errno)}: {Marshal.GetPInvokeErrorMessage(errno)}");
+    }
 }

@@ -65,4 +65,26 @@ internal static unsafe partial class Interop
 
     [LibraryImport(Libc, EntryPoint = "ioctl", SetLastError = true)]
     internal static partial int IoctlNoArg(SafeFd fd, nuint request);
+
+    internal const int O_DIRECTORY = 0x10000;
+
+    [LibraryImport(Libc, EntryPoint = "fsync", SetLastError = true)]
+    internal static partial int Fsync(SafeFd fd);
+
+    [LibraryImport(Libc, EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int LChown(string path, uint uid, uint gid);
+
+    internal const int AT_SYMLINK_NOFOLLOW = 0x100;
+    internal const ushort S_IFMT = 0xF000, S_IFSOCK = 0xC000;
+
+    // struct statvfs of 64-bit glibc: eleven unsigned longs, then six ints of padding.
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct StatVfs
+    {
+        public ulong BSize, FrSize, Blocks, BFree, BAvail, Files, FFree, FAvail, FsId, Flag, NameMax;
+        public fixed int Spare[6];
+    }
+
+    [LibraryImport(Libc, EntryPoint = "statvfs", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int StatVfsPath(string path, StatVfs* buf);
 }
