@@ -59,7 +59,8 @@ public sealed class PodNetwork
         {
             foreach (var part in parts)
             {
-                if (!IPNetwork.TryParse(part, out _))
+                // .NET masks host bits away silently; a node's podCIDR never has any, so one that does is a typo.
+                if (!part.Contains('/') || !IPNetwork.TryParse(part, out var network) || !network.BaseAddress.Equals(IPAddress.Parse(part[..part.IndexOf('/')])))
                     throw new InvalidArgumentException("runtime_config.network_config.pod_cidr", $"\"{part}\" is not a CIDR (address/prefix length with no host bits)");
             }
         }
