@@ -179,6 +179,100 @@ public sealed class CniTests
         }
     }
 
+    [Fact]
+    public async Task A_failed_DEL_is_owed_across_a_restart_and_Remove_retries_it()
+    {
+        await using var net = new TestNetwork();
+        var bin = Path.Combine(net.Dir, "bin");
+        Directory.CreateDirectory(bin);
+        var fixedMarker = Path.Combine(net.Dir, "del-works");
+        // First in the list, so its ADD result is a bare one bridge accepts as prevResult; its DEL fails
+        // until the marker exists.
+        var script = Path.Combine(bin, "delfail");
+        File.WriteAllText(script,
+            "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then printf '{\"cniVersion\":\"1.0.0\"}'; exit 0; fi\n" +
+            $"if [ \"$CNI_COMMAND\" = DEL ] && [ ! -e '{fixedMarker}' ]; then printf '{{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"DEL refused by the fake\"}}'; exit 1; fi\nexit 0\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        net.WriteConflist("10-crid-test.conflist", new JsonObject { ["type"] = "delfail" }, net.Bridge());
+        string[] args = [.. net.DaemonArgs($"{bin},{PluginDir}")];
+        await using var d = await DaemonProcess.StartAsync(args);
+        try
+        {
+            var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("owed") })).PodSandboxId;
+            Assert.True(net.Subnet.Contains(IPAddress.Parse(await PodIp(d, id))));
+
+            // Stop succeeds; bridge still got its DEL (every plugin does), the fake's failure is owed.
+            await d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+            Assert.Empty(net.ReservedIps());
+            Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            Assert.Contains("RemovePodSandbox will retry", d.Stderr);
+            Assert.True(await StillAttached(d, id));
+
+            await d.StopAsync();
+            await d.RestartAsync(args);
+            Assert.True(await StillAttached(d, id));
+            var e = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }).ResponseAsync);
+            Assert.Equal(StatusCode.Unknown, e.StatusCode);
+            Assert.Contains("DEL refused by the fake", e.Status.Detail);
+            Assert.Single((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+
+            File.WriteAllText(fixedMarker, "");
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+            Assert.Empty((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(d.StateDir, "sandboxes")));
+        }
+        finally
+        {
+            await d.StopAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_sandbox_that_lost_its_pins_while_the_daemon_was_down_gets_its_DEL_at_start()
+    {
+        await using var net = new TestNetwork();
+        net.WriteConflist("10-crid-test.conflist", net.Bridge());
+        string[] args = [.. net.DaemonArgs(PluginDir)];
+        await using var d = await DaemonProcess.StartAsync(args);
+        try
+        {
+            // pid CONTAINER: no infra process, so once the pins go nothing holds the network namespace.
+            var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("lost", NamespaceMode.Container) })).PodSandboxId;
+            var ip = await PodIp(d, id);
+            Assert.Equal([ip], net.ReservedIps());
+            await d.KillAsync();
+            foreach (var pin in Cleanup.NsfsMountsUnder(d.NamespacesDir))
+            {
+                Tool.Run("umount", pin);
+                File.Delete(pin);
+            }
+
+            await d.RestartAsync(args);
+            Assert.Contains($"sandbox {id} lost its pins", d.Stderr);
+            var status = (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+            Assert.Equal(PodSandboxState.SandboxNotready, status.State);
+            Assert.Empty(net.ReservedIps());
+            Assert.False(await StillAttached(d, id));
+            // The kernel tears a namespace down asynchronously once its last reference is gone.
+            var deadline = Stopwatch.StartNew();
+            while (net.HostVeths().Count > 0 && deadline.Elapsed < TimeSpan.FromSeconds(10))
+                await Task.Delay(50);
+            Assert.Empty(net.HostVeths());
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        }
+        finally
+        {
+            await d.StopAsync();
+        }
+    }
+
+    private static async Task<bool> StillAttached(DaemonProcess d, string id)
+    {
+        var status = await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true });
+        using var info = JsonDocument.Parse(status.Info["info"]);
+        return info.RootElement.GetProperty("network").GetProperty("attached").GetBoolean();
+    }
+
     private static bool SleepRunning()
     {
         foreach (var proc in Directory.EnumerateDirectories("/proc"))
