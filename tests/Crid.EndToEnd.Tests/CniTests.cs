@@ -46,7 +46,7 @@ public sealed class CniTests
         network = await NetworkCondition(d);
         Assert.False(network.Status);
         Assert.Contains("1 invalid", network.Message);
-        Assert.Contains("skipped the CNI config " + Path.Combine(confDir, "10-broken.conflist"), d.Stderr);
+        await Logged(d, "skipped the CNI config " + Path.Combine(confDir, "10-broken.conflist"));
 
         // UpdateRuntimeConfig keeps the pod CIDR; a malformed one is InvalidArgument naming the field.
         await d.Runtime.UpdateRuntimeConfigAsync(PodCidr("10.244.3.0/24,fd00:10:244:3::/64"));
@@ -74,7 +74,7 @@ public sealed class CniTests
             Assert.True(ready.Status, ready.Message);
             Assert.Contains(net.Name, ready.Message);
             Assert.Contains("10-crid-test.conflist", ready.Message);
-            Assert.Contains("skipped the CNI config " + Path.Combine(net.ConfDir, "05-broken.conf"), d.Stderr);
+            await Logged(d, "skipped the CNI config " + Path.Combine(net.ConfDir, "05-broken.conf"));
 
             var hostPort = FreePort();
             var configA = SandboxTests.Minimal("web");
@@ -205,7 +205,7 @@ public sealed class CniTests
             await d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
             Assert.Empty(net.ReservedIps());
             Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));
-            Assert.Contains("RemovePodSandbox will retry", d.Stderr);
+            await Logged(d, "RemovePodSandbox will retry");
             Assert.True(await StillAttached(d, id));
 
             await d.StopAsync();
@@ -248,7 +248,7 @@ public sealed class CniTests
             }
 
             await d.RestartAsync(args);
-            Assert.Contains($"sandbox {id} lost its pins", d.Stderr);
+            await Logged(d, $"sandbox {id} lost its pins");
             var status = (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
             Assert.Equal(PodSandboxState.SandboxNotready, status.State);
             Assert.Empty(net.ReservedIps());
@@ -263,6 +263,17 @@ public sealed class CniTests
         finally
         {
             await d.StopAsync();
+        }
+    }
+
+    /// <summary>The daemon's stderr is read asynchronously: a line logged before the answer may arrive after it.</summary>
+    private static async Task Logged(DaemonProcess d, string text)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!d.Stderr.Contains(text, StringComparison.Ordinal))
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), $"the daemon never logged \"{text}\":\n{d.Stderr}");
+            await Task.Delay(20);
         }
     }
 
