@@ -56,6 +56,7 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("cni-timeout: -3\n", "\"-3\" is not a positive number")]
     [InlineData("cni-timeout: soon\n", "\"soon\" is not a positive number")]
     [InlineData("cni-timeout: NaN\n", "\"NaN\" is not a positive number")]
+    [InlineData("cni-timeout: 1e10\n", "1e10 is more than 86400 seconds")]
     [InlineData("cni-timeout: [1]\n", "key \"cni-timeout\": expected a string, got a list")]
     [InlineData("cni-bin-dir: [/a, opt/cni]\n", "key \"cni-bin-dir\": \"opt/cni\" is not an absolute path")]
     [InlineData("cni-bin-dir: []\n", "key \"cni-bin-dir\": at least one folder is required")]

@@ -84,6 +84,14 @@ public sealed class CniTests
 
             var ipA = await PodIp(d, a);
             var ipB = await PodIp(d, b);
+
+            // Network NODE has no namespace of its own to attach: CNI is skipped.
+            var hostConfig = SandboxTests.Minimal("on-host");
+            hostConfig.Linux.SecurityContext.NamespaceOptions.Network = NamespaceMode.Node;
+            var onHost = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = hostConfig })).PodSandboxId;
+            Assert.Equal("", (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = onHost })).Status.Network.Ip);
+            Assert.Equal(2, net.ReservedIps().Count);
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = onHost });
             Assert.NotEqual(ipA, ipB);
             Assert.True(net.Subnet.Contains(IPAddress.Parse(ipA)), ipA);
             Assert.True(net.Subnet.Contains(IPAddress.Parse(ipB)), ipB);
@@ -123,7 +131,7 @@ public sealed class CniTests
         }
         finally
         {
-            await d.StopAsync();
+            await RemoveAllPods(d);
         }
     }
 
@@ -175,7 +183,7 @@ public sealed class CniTests
         }
         finally
         {
-            await d.StopAsync();
+            await RemoveAllPods(d);
         }
     }
 
@@ -223,7 +231,7 @@ public sealed class CniTests
         }
         finally
         {
-            await d.StopAsync();
+            await RemoveAllPods(d);
         }
     }
 
@@ -262,8 +270,29 @@ public sealed class CniTests
         }
         finally
         {
-            await d.StopAsync();
+            await RemoveAllPods(d);
         }
+    }
+
+    /// <summary>
+    /// After a failed assertion: Stop and Remove whatever pods are left (their DEL takes portmap's rules
+    /// and the addresses with it), then stop the daemon.
+    /// </summary>
+    private static async Task RemoveAllPods(DaemonProcess d)
+    {
+        if (!d.Process.HasExited)
+        {
+            try
+            {
+                foreach (var pod in (await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items)
+                {
+                    try { await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod.Id }); }
+                    catch (RpcException) { }
+                }
+            }
+            catch (RpcException) { }
+        }
+        await d.StopAsync();
     }
 
     /// <summary>The daemon's stderr is read asynchronously: a line logged before the answer may arrive after it.</summary>
@@ -358,11 +387,11 @@ public sealed class CniTests
 
 /// <summary>
 /// A bridge, subnet and config folder of the test's own, and the cleanup of whatever the plugins left
-/// on the host: the bridge, portmap's shared nat chains when they were not there before, ip_forward.
+/// on the host: the bridge, the CNI nat chains that were not there before, and ip_forward (bridge's
+/// isGateway turns it on).
 /// </summary>
 internal sealed class TestNetwork : IAsyncDisposable
 {
-    private static readonly string[] PortmapChains = ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"];
     private readonly string _ipForward = File.ReadAllText("/proc/sys/net/ipv4/ip_forward");
     private readonly HashSet<string> _chainsBefore = NatChains();
 
@@ -436,8 +465,10 @@ internal sealed class TestNetwork : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         Tool.Run(false, "ip", "link", "del", BridgeName);
-        // portmap leaves its shared chains (and the jumps to them) behind after the last DEL.
-        var created = PortmapChains.Where(c => !_chainsBefore.Contains(c)).ToList();
+        // portmap leaves its shared CNI-HOSTPORT-* chains (and the jumps to them) behind after the last
+        // DEL; a test that failed half-way may leave a pod's CNI-DN-* chain too. Only chains this test
+        // saw appear are touched.
+        var created = NatChains().Where(c => c.StartsWith("CNI-", StringComparison.Ordinal) && !_chainsBefore.Contains(c)).ToList();
         if (created.Count > 0)
         {
             foreach (var line in Tool.Run("iptables-save", "-t", "nat").Stdout.Split('\n'))

@@ -197,6 +197,9 @@ public static class ConfigLoader
                 if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var number)
                     || !double.IsFinite(number) || number <= 0)
                     throw new ConfigException(where($"\"{raw}\" is not a positive number"));
+                // Timeouts become TimeSpans and Process waits in milliseconds that must fit an int.
+                if (number > OptionKeys.MaxSeconds)
+                    throw new ConfigException(where($"{raw} is more than {OptionKeys.MaxSeconds} seconds"));
                 return number;
             default:
                 return (string)raw;

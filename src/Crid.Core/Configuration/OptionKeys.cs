@@ -10,6 +10,9 @@ internal sealed record OptionKey(string Name, OptionKind Kind, string Help, Func
 
 internal static class OptionKeys
 {
+    /// <summary>A day: the largest number of seconds a PositiveNumber key takes.</summary>
+    public const int MaxSeconds = 86400;
+
     public static readonly string[] LogLevels = ["trace", "debug", "info", "warning", "error", "critical", "none"];
 
     public static readonly OptionKey[] All =
