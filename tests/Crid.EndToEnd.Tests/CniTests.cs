@@ -97,6 +97,9 @@ public sealed class CniTests
             Assert.True(net.Subnet.Contains(IPAddress.Parse(ipB)), ipB);
             Assert.Equal([ipA, ipB], net.ReservedIps().Order());
             Assert.Equal(2, net.HostVeths().Count);
+            // Status and Run share one view of the folder: read once, when it changed, not once per caller.
+            await Logged(d, $"pod network {net.Name} from");
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(d.Stderr, $"pod network {net.Name} from"));
             var pinA = await NetPin(d, a);
             var pinB = await NetPin(d, b);
             Assert.Contains($"inet {ipA}/24", Tool.Run("nsenter", $"--net={pinA}", "ip", "-o", "addr", "show", "dev", "eth0").Stdout);
@@ -138,6 +141,7 @@ public sealed class CniTests
     [Theory]
     [InlineData("fail", "boom from the fake plugin")]
     [InlineData("hang", "did not finish ADD within 2 s and was killed")]
+    [InlineData("absent", "plugin \"absent\" not found in")]
     public async Task A_plugin_that_fails_or_hangs_fails_the_call_and_leaves_nothing_behind(string fake, string expected)
     {
         await using var net = new TestNetwork();

@@ -38,6 +38,13 @@ internal sealed class CniConfigDir(string dir, ILogger log)
     {
         var files = new List<FileInfo>();
         var text = new StringBuilder();
+        // Checked first, not left to the exception: with no CNI installed this runs on every
+        // RunPodSandbox and Status, and a throw per call is measurable there.
+        if (!Directory.Exists(dir))
+        {
+            fingerprint = "missing";
+            return files;
+        }
         try
         {
             foreach (var f in new DirectoryInfo(dir).EnumerateFiles())

@@ -50,7 +50,17 @@ internal static class CniPlugin
         info.Environment["CNI_PATH"] = string.Join(':', binDirs);
 
         var started = Stopwatch.GetTimestamp();
-        using var process = Process.Start(info) ?? throw new CniPluginException($"plugin \"{type}\" could not be started");
+        Process? child;
+        try
+        {
+            child = Process.Start(info);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            // Not executable, a bad interpreter line: the plugin's failure, reported like any other.
+            throw new CniPluginException($"plugin \"{type}\" could not be started: {e.Message}");
+        }
+        using var process = child ?? throw new CniPluginException($"plugin \"{type}\" could not be started");
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         try
