@@ -198,8 +198,8 @@ public sealed class CniTests
         var bin = Path.Combine(net.Dir, "bin");
         Directory.CreateDirectory(bin);
         var fixedMarker = Path.Combine(net.Dir, "del-works");
-        // First in the list, so its ADD result is a bare one bridge accepts as prevResult; its DEL fails
-        // until the marker exists.
+        // First in the list, so its ADD result is a bare one bridge accepts as prevResult, and last on
+        // DEL (reverse order), after bridge's; its DEL fails until the marker exists.
         var script = Path.Combine(bin, "delfail");
         File.WriteAllText(script,
             "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then printf '{\"cniVersion\":\"1.0.0\"}'; exit 0; fi\n" +
@@ -213,7 +213,7 @@ public sealed class CniTests
             var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("owed") })).PodSandboxId;
             Assert.True(net.Subnet.Contains(IPAddress.Parse(await PodIp(d, id))));
 
-            // Stop succeeds; bridge still got its DEL (every plugin does), the fake's failure is owed.
+            // Stop succeeds; bridge's DEL came first and gave the address back, the fake's failure is owed.
             await d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
             Assert.Empty(net.ReservedIps());
             Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));

@@ -91,7 +91,7 @@ public sealed class PodNetwork
         catch (CniPluginException e)
         {
             // CNI spec, "ADD": a runtime that gets an error should DEL to let the plugins clean up.
-            try { Del(id, config, netns, network, result); }
+            try { Del(id, config, netns, network, result, everyPlugin: true); }
             catch (CniPluginException del) { NetworkLog.DetachFailed(_log, del, id, network.Name); }
             throw new RuntimeFailureException($"CNI ADD on network \"{network.Name}\" failed: {e.Message}", e);
         }
@@ -111,15 +111,16 @@ public sealed class PodNetwork
     /// CNI DEL with the network and result ADD left behind; on success the attachment is marked
     /// detached. The caller persists the flag.
     /// </summary>
+    /// <param name="rollback">a failed Run's undo: no retry will follow, so every plugin gets its DEL.</param>
     /// <exception cref="RuntimeFailureException">a plugin failed; the attachment stays attached.</exception>
-    internal void Detach(string id, PodSandboxConfig config, string netns, NetworkAttachment attachment)
+    internal void Detach(string id, PodSandboxConfig config, string netns, NetworkAttachment attachment, bool rollback = false)
     {
         if (!attachment.Attached)
             return;
         var result = attachment.ResultJson.Length > 0 ? JsonNode.Parse(attachment.ResultJson) as JsonObject : null;
         try
         {
-            Del(id, config, netns, CniNetwork.FromJson(attachment.ConfigJson), result);
+            Del(id, config, netns, CniNetwork.FromJson(attachment.ConfigJson), result, everyPlugin: rollback);
         }
         catch (Exception e) when (e is CniPluginException or FormatException)
         {
@@ -131,10 +132,14 @@ public sealed class PodNetwork
 
     /// <summary>
     /// DEL runs the plugins in reverse order, each with ADD's final result as prevResult (CNI spec,
-    /// "Deleting a network attachment"). Every plugin gets its DEL even if one before it failed, so a
-    /// failing portmap does not keep bridge from releasing the address; the first failure is thrown.
+    /// "Network configuration list runtime examples"), and stops at the first failure ("Network
+    /// Configuration List Error Handling": the runtime "MUST stop execution of the list"); Stop's DEL
+    /// is then owed and retried whole. The rollback of a failed ADD has no later retry: the sandbox never
+    /// existed. There the spec asks for DEL "for all plugins in the list", so with
+    /// <paramref name="everyPlugin"/> each one gets its DEL even after one failed (a missing or broken
+    /// plugin must not keep bridge from giving the address back), and the first failure is thrown after.
     /// </summary>
-    private void Del(string id, PodSandboxConfig config, string netns, CniNetwork network, JsonObject? result)
+    private void Del(string id, PodSandboxConfig config, string netns, CniNetwork network, JsonObject? result, bool everyPlugin = false)
     {
         var call = new CniPlugin.Call("DEL", id, netns, InterfaceName, CniArgs(id, config));
         CniPluginException? first = null;
@@ -144,7 +149,7 @@ public sealed class PodNetwork
             {
                 CniPlugin.Invoke(_options.CniBinDirs, PluginConfig(network, network.Plugins[i], config, result), call, Timeout, _log);
             }
-            catch (CniPluginException e)
+            catch (CniPluginException e) when (everyPlugin)
             {
                 first ??= e;
             }

@@ -46,7 +46,7 @@ public sealed partial class SandboxManager
                 step = "attach the pod network";
                 var attached = _network.Attach(id, config, netns, podNetwork);
                 network = attached;
-                undo.Push(("detach the pod network", () => _network.Detach(id, config, netns, attached)));
+                undo.Push(("detach the pod network", () => _network.Detach(id, config, netns, attached, rollback: true)));
             }
 
             var infraPid = 0;
