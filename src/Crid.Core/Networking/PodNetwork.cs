@@ -92,7 +92,7 @@ public sealed class PodNetwork
         {
             // CNI spec, "ADD": a runtime that gets an error should DEL to let the plugins clean up.
             try { Del(id, config, netns, network, result, everyPlugin: true); }
-            catch (CniPluginException del) { NetworkLog.DetachFailed(_log, del, id, network.Name); }
+            catch (CniPluginException del) { NetworkLog.RollbackDelFailed(_log, del, id, network.Name); }
             throw new RuntimeFailureException($"CNI ADD on network \"{network.Name}\" failed: {e.Message}", e);
         }
         var ips = CniResult.Ips(result, InterfaceName);
