@@ -1,4 +1,5 @@
 using Crid.Core.Configuration;
+using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
 using Crid.Server.Services;
 using Microsoft.AspNetCore.Builder;
@@ -13,6 +14,7 @@ public static class ServerSetup
     public static IServiceCollection AddCriServices(this IServiceCollection services, CridOptions options)
     {
         services.AddSingleton(options);
+        services.AddSingleton<PodNetwork>();
         services.AddSingleton<NetworkStatus>();
         services.AddSingleton<SandboxManager>();
         services.AddGrpc(o =>

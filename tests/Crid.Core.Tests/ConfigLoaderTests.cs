@@ -24,7 +24,49 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal("/var/lib/crid", o.StateDir);
         Assert.Equal("/var/run", o.NamespacesDir);
         Assert.Equal("info", o.LogLevel);
+        Assert.Equal("/etc/cni/net.d", o.CniConfDir);
+        Assert.Equal(["/opt/cni/bin", "/usr/lib/cni"], o.CniBinDirs);
+        Assert.Equal(60, o.CniTimeoutSeconds);
         Assert.Null(o.ConfigFile);
+    }
+
+    [Theory]
+    [InlineData("cni-bin-dir: [/opt/cni/bin, /usr/lib/cni/]\n", new[] { "/opt/cni/bin", "/usr/lib/cni" })]
+    [InlineData("cni-bin-dir: /usr/lib/cni\n", new[] { "/usr/lib/cni" })]
+    [InlineData("cni-bin-dir: /a, /b\n", new[] { "/a", "/b" })]
+    public void The_cni_bin_dir_is_a_list_or_a_string_in_yaml(string yaml, string[] expected) =>
+        Assert.Equal(expected, ConfigLoader.Load(["--config", Write(yaml)], Missing).Options.CniBinDirs);
+
+    [Fact]
+    public void The_cni_keys_come_from_file_and_flags()
+    {
+        var file = Write("cni-conf-dir: /srv/cni/\ncni-timeout: 2.5\ncni-bin-dir: [/x]\n");
+        var o = ConfigLoader.Load(["--config", file], Missing).Options;
+        Assert.Equal("/srv/cni", o.CniConfDir);
+        Assert.Equal(2.5, o.CniTimeoutSeconds);
+        Assert.Equal(["/x"], o.CniBinDirs);
+        o = ConfigLoader.Load(["--config", file, "--cni-bin-dir", "/usr/lib/cni,/opt/cni/bin", "--cni-timeout=7", "--cni-conf-dir", "/c"], Missing).Options;
+        Assert.Equal(["/usr/lib/cni", "/opt/cni/bin"], o.CniBinDirs);
+        Assert.Equal(7, o.CniTimeoutSeconds);
+        Assert.Equal("/c", o.CniConfDir);
+    }
+
+    [Theory]
+    [InlineData("cni-timeout: 0\n", "key \"cni-timeout\": \"0\" is not a positive number")]
+    [InlineData("cni-timeout: -3\n", "\"-3\" is not a positive number")]
+    [InlineData("cni-timeout: soon\n", "\"soon\" is not a positive number")]
+    [InlineData("cni-timeout: NaN\n", "\"NaN\" is not a positive number")]
+    [InlineData("cni-timeout: 1e10\n", "1e10 is more than 86400 seconds")]
+    [InlineData("cni-timeout: [1]\n", "key \"cni-timeout\": expected a string, got a list")]
+    [InlineData("cni-bin-dir: [/a, opt/cni]\n", "key \"cni-bin-dir\": \"opt/cni\" is not an absolute path")]
+    [InlineData("cni-bin-dir: []\n", "key \"cni-bin-dir\": at least one folder is required")]
+    [InlineData("cni-bin-dir: {a: 1}\n", "key \"cni-bin-dir\": expected a list of strings")]
+    [InlineData("cni-conf-dir: net.d\n", "key \"cni-conf-dir\": \"net.d\" is not an absolute path")]
+    public void Bad_cni_keys_are_one_line_naming_the_key(string yaml, string expected)
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(["--config", Write(yaml)], Missing));
+        Assert.Contains(expected, e.Message);
+        Assert.DoesNotContain('\n', e.Message);
     }
 
     [Fact]
@@ -75,6 +117,9 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData(new[] { "--listen" }, "--listen: a value is required")]
     [InlineData(new[] { "stray" }, "unexpected argument \"stray\"")]
     [InlineData(new[] { "--config", "rel.yaml" }, "--config: \"rel.yaml\" is not an absolute path")]
+    [InlineData(new[] { "--cni-timeout", "0" }, "--cni-timeout: \"0\" is not a positive number")]
+    [InlineData(new[] { "--cni-bin-dir", "/a,b" }, "--cni-bin-dir: \"b\" is not an absolute path")]
+    [InlineData(new[] { "--cni-bin-dir", "," }, "--cni-bin-dir: at least one folder is required")]
     public void Bad_flags_are_refused(string[] args, string expected) =>
         Assert.Contains(expected, Assert.Throws<ConfigException>(() => ConfigLoader.Load(args, Missing)).Message);
 
@@ -86,7 +131,7 @@ public sealed class ConfigLoaderTests : IDisposable
     public void Help_lists_every_key_with_its_default()
     {
         var help = ConfigLoader.Load(["--help"], Missing).HelpText!;
-        foreach (var key in new[] { "--listen", "--state-dir", "--namespaces-dir", "--config", "--log-level", "--socket-group", "--runtime-handlers" })
+        foreach (var key in new[] { "--listen", "--state-dir", "--namespaces-dir", "--config", "--log-level", "--socket-group", "--runtime-handlers", "--cni-conf-dir", "--cni-bin-dir", "--cni-timeout" })
             Assert.Contains(key, help);
         Assert.Contains("\"/var/lib/crid\"", help);
     }

@@ -37,7 +37,9 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     public string[] DefaultArgs() =>
         ["--listen", Socket, "--state-dir", StateDir, "--namespaces-dir", NamespacesDir, "--log-level", "debug",
-         "--config", WriteEmptyConfig()];
+         "--config", WriteEmptyConfig(),
+         // The host's /etc/cni/net.d must not put test pods on a real network; CNI tests pass their own.
+         "--cni-conf-dir", Path.Combine(Dir, "net.d")];
 
     private string WriteEmptyConfig()
     {

@@ -62,6 +62,8 @@ public static class ConfigLoader
         OptionKind.Path => "PATH",
         OptionKind.LogLevel => "LEVEL",
         OptionKind.StringList => "A,B",
+        OptionKind.PathList => "DIR,DIR",
+        OptionKind.PositiveNumber => "SECONDS",
         _ => "VALUE",
     };
 
@@ -141,7 +143,12 @@ public static class ConfigLoader
             if (!seen.Add(name))
                 throw new ConfigException($"{file}:{line}: key \"{name}\": given twice");
             object raw;
-            if (key.Kind == OptionKind.StringList)
+            if (key.Kind == OptionKind.PathList && valueNode is YamlScalarNode one)
+            {
+                // A single folder may be written as a plain string, as on the command line.
+                raw = one.Value ?? "";
+            }
+            else if (key.Kind is OptionKind.StringList or OptionKind.PathList)
             {
                 if (valueNode is not YamlSequenceNode seq || seq.Children.Any(c => c is not YamlScalarNode))
                     throw new ConfigException($"{file}:{valueNode.Start.Line}: key \"{name}\": expected a list of strings");
@@ -180,6 +187,20 @@ public static class ConfigLoader
                 if (list.Any(string.IsNullOrWhiteSpace))
                     throw new ConfigException(where("list entries must not be empty"));
                 return list.ToArray();
+            case OptionKind.PathList:
+                var paths = raw as IReadOnlyList<string> ?? ((string)raw).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                if (paths.Count == 0)
+                    throw new ConfigException(where("at least one folder is required"));
+                return paths.Select(p => (string)Convert(new OptionKey(key.Name, OptionKind.Path, key.Help, key.Show, key.Apply), p, where)).ToArray();
+            case OptionKind.PositiveNumber:
+                var text = ((string)raw).Trim();
+                if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var number)
+                    || !double.IsFinite(number) || number <= 0)
+                    throw new ConfigException(where($"\"{raw}\" is not a positive number"));
+                // Timeouts become TimeSpans and Process waits in milliseconds that must fit an int.
+                if (number > OptionKeys.MaxSeconds)
+                    throw new ConfigException(where($"{raw} is more than {OptionKeys.MaxSeconds} seconds"));
+                return number;
             default:
                 return (string)raw;
         }

@@ -19,6 +19,18 @@ public sealed record CridOptions
     /// <summary>Runtime handlers a RunPodSandbox may name besides the default (empty) one.</summary>
     public IReadOnlyList<string> RuntimeHandlers { get; init; } = [];
 
+    /// <summary>Where the pod network's CNI config is looked for; re-read whenever the folder changes.</summary>
+    public string CniConfDir { get; init; } = "/etc/cni/net.d";
+
+    /// <summary>
+    /// CNI_PATH, in search order. /opt/cni/bin is where upstream's release tarballs go, /usr/lib/cni is
+    /// where Debian's containernetworking-plugins puts them; both by default so either install just works.
+    /// </summary>
+    public IReadOnlyList<string> CniBinDirs { get; init; } = ["/opt/cni/bin", "/usr/lib/cni"];
+
+    /// <summary>How long one CNI plugin invocation may take before it is killed.</summary>
+    public double CniTimeoutSeconds { get; init; } = 60;
+
     /// <summary>The config file that was read, if any.</summary>
     public string? ConfigFile { get; init; }
 }

@@ -4,12 +4,15 @@ namespace Crid.Core.Configuration;
 /// Every configuration key, shared by the command line (<c>--key</c>) and the YAML file (<c>key:</c>),
 /// so the two can never drift apart and <c>--help</c> lists exactly what is accepted.
 /// </summary>
-internal enum OptionKind { Path, String, LogLevel, StringList }
+internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber }
 
 internal sealed record OptionKey(string Name, OptionKind Kind, string Help, Func<CridOptions, string> Show, Func<CridOptions, object, CridOptions> Apply);
 
 internal static class OptionKeys
 {
+    /// <summary>A day: the largest number of seconds a PositiveNumber key takes.</summary>
+    public const int MaxSeconds = 86400;
+
     public static readonly string[] LogLevels = ["trace", "debug", "info", "warning", "error", "critical", "none"];
 
     public static readonly OptionKey[] All =
@@ -26,6 +29,12 @@ internal static class OptionKeys
             o => o.SocketGroup, (o, v) => o with { SocketGroup = (string)v }),
         new("runtime-handlers", OptionKind.StringList, "runtime handlers accepted besides the default; comma-separated on the command line",
             o => string.Join(",", o.RuntimeHandlers), (o, v) => o with { RuntimeHandlers = (IReadOnlyList<string>)v }),
+        new("cni-conf-dir", OptionKind.Path, "folder of CNI network configs; the first valid .conflist/.conf/.json by name is the pod network",
+            o => o.CniConfDir, (o, v) => o with { CniConfDir = (string)v }),
+        new("cni-bin-dir", OptionKind.PathList, "folders searched for CNI plugins, in order; comma-separated on the command line",
+            o => string.Join(",", o.CniBinDirs), (o, v) => o with { CniBinDirs = (IReadOnlyList<string>)v }),
+        new("cni-timeout", OptionKind.PositiveNumber, "seconds a CNI plugin may run before it is killed and the call fails",
+            o => o.CniTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { CniTimeoutSeconds = (double)v }),
     ];
 
     public static OptionKey? Find(string name) => Array.Find(All, k => k.Name == name);

@@ -1,3 +1,4 @@
+using Crid.Core.Networking;
 using Runtime.V1;
 
 namespace Crid.Core.Sandboxes;
@@ -39,6 +40,9 @@ public sealed class Sandbox
 
     /// <summary>PID 1 of the pod's pid namespace (pid mode POD), 0 when there is none or it was stopped.</summary>
     public int InfraPid { get; set; }
+
+    /// <summary>The pod network attachment (CNI); null with network NODE or when no network was configured.</summary>
+    public NetworkAttachment? Network { get; init; }
 
     /// <summary>Set once Remove has run, so a caller that waited on the lock sees the sandbox is gone.</summary>
     public bool Removed { get; set; }

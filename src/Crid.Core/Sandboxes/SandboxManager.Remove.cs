@@ -17,6 +17,9 @@ public sealed partial class SandboxManager
         {
             if (sandbox.Removed)
                 return;
+            // A DEL that Stop could not do is owed before the record goes; if it fails again, Remove
+            // fails and kubelet retries, as the address and the host-side interface would leak otherwise.
+            DetachNetworkOrThrow(sandbox);
             StopLocked(sandbox);
             // The record goes first: a crash in the middle leaves a folder without a record, which the
             // next start deletes, never a record whose files are half gone.

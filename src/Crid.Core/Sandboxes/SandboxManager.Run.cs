@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Crid.Core.Errors;
+using Crid.Core.Networking;
 using Crid.Core.Oci;
 using Crid.Core.Storage;
 using Crid.Linux;
@@ -38,6 +39,16 @@ public sealed partial class SandboxManager
             undo.Push(("remove the pins", () => RemovePins(pinned.Pins.Select(p => p.Path))));
             var pins = pinned.Pins.ToDictionary(p => p.Type, p => p.Path, StringComparer.Ordinal);
 
+            // Pod network (CNI ADD) in the pinned network namespace; network NODE has no pin and skips it.
+            NetworkAttachment? network = null;
+            if (ns.Network != NamespaceMode.Node && pins.TryGetValue("net", out var netns) && _network.Current() is { } podNetwork)
+            {
+                step = "attach the pod network";
+                var attached = _network.Attach(id, config, netns, podNetwork);
+                network = attached;
+                undo.Push(("detach the pod network", () => _network.Detach(id, config, netns, attached, rollback: true)));
+            }
+
             var infraPid = 0;
             if (ns.Pid == NamespaceMode.Pod)
             {
@@ -62,6 +73,7 @@ public sealed partial class SandboxManager
                 Dir = Path.Combine(SandboxesDir, id),
                 State = SandboxState.Ready,
                 InfraPid = infraPid,
+                Network = network,
             };
 
             step = "write the sandbox files";

@@ -35,12 +35,14 @@ public sealed partial class SandboxManager
             // Killing PID 1 of the pod's pid namespace kills every process in it.
             InfraProcess.Kill(sandbox.InfraPid, pidPin);
         }
+        // CNI DEL while the network namespace is still pinned; a failure is logged and owed (Remove retries).
+        var detached = TryDetachNetwork(sandbox);
         foreach (var type in StopOrder)
         {
             if (sandbox.Pins.TryGetValue(type, out var path))
                 PinnedNamespace.FromPath(path).Remove();
         }
-        if (sandbox.State == SandboxState.NotReady && sandbox.InfraPid == 0)
+        if (sandbox.State == SandboxState.NotReady && sandbox.InfraPid == 0 && !detached)
             return;
         sandbox.State = SandboxState.NotReady;
         sandbox.InfraPid = 0;

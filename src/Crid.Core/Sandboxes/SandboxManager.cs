@@ -1,6 +1,8 @@
 using Crid.Core.Configuration;
 using Crid.Core.Errors;
+using Crid.Core.Networking;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Runtime.V1;
 
 namespace Crid.Core.Sandboxes;
@@ -15,12 +17,14 @@ public sealed partial class SandboxManager
     private readonly ILogger _log;
     private readonly SandboxStore _store = new();
     private readonly InfraCommand _infra;
+    private readonly PodNetwork _network;
 
-    public SandboxManager(CridOptions options, ILogger<SandboxManager> log, InfraCommand? infra = null)
+    public SandboxManager(CridOptions options, ILogger<SandboxManager> log, InfraCommand? infra = null, PodNetwork? network = null)
     {
         _options = options;
         _log = log;
         _infra = infra ?? InfraCommand.Self();
+        _network = network ?? new PodNetwork(options, NullLogger<PodNetwork>.Instance);
         SandboxesDir = Path.Combine(options.StateDir, "sandboxes");
     }
 

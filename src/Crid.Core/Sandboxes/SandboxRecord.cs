@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using Crid.Core.Networking;
 using Google.Protobuf;
 using Runtime.V1;
 
@@ -35,6 +36,21 @@ internal static class SandboxRecord
                 w.WriteString(type, path);
             w.WriteEndObject();
             w.WriteBase64String("config", sandbox.Config.ToByteArray());
+            if (sandbox.Network is { } n)
+            {
+                // Optional, so records written before pod networking existed still read as version 1.
+                w.WriteStartObject("network");
+                w.WriteString("name", n.NetworkName);
+                w.WriteString("config_file", n.ConfigFile);
+                w.WriteBoolean("attached", n.Attached);
+                w.WriteStartArray("ips");
+                foreach (var ip in n.Ips)
+                    w.WriteStringValue(ip);
+                w.WriteEndArray();
+                w.WriteString("config", n.ConfigJson);
+                w.WriteString("result", n.ResultJson);
+                w.WriteEndObject();
+            }
             w.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
@@ -65,6 +81,7 @@ internal static class SandboxRecord
                 Dir = dir,
                 State = root.GetProperty("state").GetString() == "READY" ? SandboxState.Ready : SandboxState.NotReady,
                 InfraPid = root.GetProperty("infra_pid").GetInt32(),
+                Network = root.TryGetProperty("network", out var n) ? ReadNetwork(n) : null,
             };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or InvalidProtocolBufferException)
@@ -72,4 +89,14 @@ internal static class SandboxRecord
             throw new FormatException(e.Message, e);
         }
     }
+
+    private static NetworkAttachment ReadNetwork(JsonElement n) => new()
+    {
+        NetworkName = n.GetProperty("name").GetString()!,
+        ConfigFile = n.GetProperty("config_file").GetString()!,
+        Attached = n.GetProperty("attached").GetBoolean(),
+        Ips = n.GetProperty("ips").EnumerateArray().Select(ip => ip.GetString()!).ToList(),
+        ConfigJson = n.GetProperty("config").GetString()!,
+        ResultJson = n.GetProperty("result").GetString()!,
+    };
 }

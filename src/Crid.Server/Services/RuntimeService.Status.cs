@@ -13,8 +13,21 @@ internal sealed partial class CriRuntimeService
             Status = new RuntimeStatus { Conditions = { RuntimeCondition(), network.Condition() } },
         };
         if (request.Verbose)
+        {
             response.Info["config"] = JsonSerializer.Serialize(options, ServerJson.Default.CridOptions);
+            response.Info["podCIDR"] = sandboxes.Network.PodCidr;
+        }
         return Task.FromResult(response);
+    }
+
+    /// <summary>
+    /// kubelet sends the node's pod CIDR here once it knows it. CNI plugins take their ranges from their
+    /// own config, so it is kept and shown (Status verbose info "podCIDR"), not pushed anywhere.
+    /// </summary>
+    public override Task<UpdateRuntimeConfigResponse> UpdateRuntimeConfig(UpdateRuntimeConfigRequest request, ServerCallContext context)
+    {
+        sandboxes.Network.SetPodCidr(request.RuntimeConfig?.NetworkConfig?.PodCidr ?? "");
+        return Task.FromResult(new UpdateRuntimeConfigResponse());
     }
 
     /// <summary>

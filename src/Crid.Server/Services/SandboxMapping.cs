@@ -28,13 +28,28 @@ internal static class SandboxMapping
         Metadata = s.Config.Metadata,
         State = State(s),
         CreatedAt = s.CreatedAt,
-        // Pod networking is not wired yet: a pod has loopback only, so there is no IP to report.
-        Network = new PodSandboxNetworkStatus(),
+        Network = NetworkOf(s),
         Linux = new LinuxPodSandboxStatus { Namespaces = new global::Runtime.V1.Namespace { Options = s.NamespaceOptions } },
         Labels = { s.Config.Labels },
         Annotations = { s.Config.Annotations },
         RuntimeHandler = s.RuntimeHandler,
     };
+
+    /// <summary>
+    /// The CNI result's addresses, the pod interface's first (CRI: "IP address of the PodSandbox";
+    /// additional_ips "the list of additional ips (not inclusive of PodSandboxNetworkStatus.Ip)").
+    /// Empty with network NODE or loopback only: kubelet then uses the node's address or none.
+    /// </summary>
+    private static PodSandboxNetworkStatus NetworkOf(Sandbox s)
+    {
+        var status = new PodSandboxNetworkStatus();
+        if (s.Network is not { } n || n.Ips.Count == 0)
+            return status;
+        status.Ip = n.Ips[0];
+        foreach (var ip in n.Ips.Skip(1))
+            status.AdditionalIps.Add(new PodIP { Ip = ip });
+        return status;
+    }
 
     /// <summary>
     /// What `crictl inspectp` prints under "info": the OCI spec as written, the pins and the infra pid.
@@ -54,6 +69,19 @@ internal static class SandboxMapping
                 w.WriteString(type, path);
             w.WriteEndObject();
             w.WriteString("sandboxDir", s.Dir);
+            if (s.Network is { } n)
+            {
+                w.WriteStartObject("network");
+                w.WriteString("name", n.NetworkName);
+                w.WriteString("configFile", n.ConfigFile);
+                w.WriteBoolean("attached", n.Attached);
+                w.WritePropertyName("cniResult");
+                if (n.ResultJson.Length > 0)
+                    w.WriteRawValue(n.ResultJson);
+                else
+                    w.WriteNullValue();
+                w.WriteEndObject();
+            }
             w.WritePropertyName("runtimeSpec");
             try
             {

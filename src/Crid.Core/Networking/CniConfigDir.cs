@@ -1,0 +1,100 @@
+using System.Text;
+using Microsoft.Extensions.Logging;
+
+namespace Crid.Core.Networking;
+
+/// <summary>What the config folder holds right now: the pod network, or why there is none.</summary>
+internal sealed record CniConfigState(CniNetwork? Network, string Problem);
+
+/// <summary>
+/// The CNI config folder. libcni's rule picks the network: the first file by name ending in .conf,
+/// .conflist or .json that is a valid config. A network installed after the daemon started (the usual
+/// order on a new node: the CNI DaemonSet writes its file later) must be seen without a restart, so
+/// every look first compares a cheap fingerprint (names, sizes, mtimes) and re-reads only on change.
+/// </summary>
+internal sealed class CniConfigDir(string dir, ILogger log)
+{
+    private static readonly string[] Extensions = [".conf", ".conflist", ".json"];
+    private readonly Lock _lock = new();
+    private string? _fingerprint;
+    private CniConfigState _state = new(null, "not read yet");
+
+    public string Dir => dir;
+
+    public CniConfigState Current()
+    {
+        var files = ConfigFiles(out var fingerprint);
+        lock (_lock)
+        {
+            if (fingerprint == _fingerprint)
+                return _state;
+            _state = Load(files);
+            _fingerprint = fingerprint;
+            return _state;
+        }
+    }
+
+    private List<FileInfo> ConfigFiles(out string fingerprint)
+    {
+        var files = new List<FileInfo>();
+        var text = new StringBuilder();
+        // Checked first, not left to the exception: with no CNI installed this runs on every
+        // RunPodSandbox and Status, and a throw per call is measurable there.
+        if (!Directory.Exists(dir))
+        {
+            fingerprint = "missing";
+            return files;
+        }
+        try
+        {
+            foreach (var f in new DirectoryInfo(dir).EnumerateFiles())
+            {
+                if (Extensions.Contains(f.Extension, StringComparer.Ordinal))
+                    files.Add(f);
+            }
+        }
+        catch (DirectoryNotFoundException)
+        {
+            fingerprint = "missing";
+            return files;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            fingerprint = "unreadable: " + e.Message;
+            return files;
+        }
+        files.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        foreach (var f in files)
+            text.Append(f.Name).Append('\0').Append(f.Length).Append('\0').Append(f.LastWriteTimeUtc.Ticks).Append('\n');
+        fingerprint = text.ToString();
+        return files;
+    }
+
+    private CniConfigState Load(List<FileInfo> files)
+    {
+        if (!Directory.Exists(dir))
+        {
+            NetworkLog.ConfigDirMissing(log, dir);
+            return new CniConfigState(null, $"no CNI network config: {dir} does not exist");
+        }
+        var skipped = 0;
+        foreach (var f in files)
+        {
+            try
+            {
+                var network = CniNetwork.Parse(f.FullName, File.ReadAllText(f.FullName));
+                NetworkLog.ConfigLoaded(log, network.Name, f.FullName, network.Plugins.Count);
+                return new CniConfigState(network, "");
+            }
+            catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
+            {
+                NetworkLog.ConfigSkipped(log, f.FullName, e.Message);
+                skipped++;
+            }
+        }
+        NetworkLog.NoConfig(log, dir);
+        return new CniConfigState(null, skipped == 0
+            ? $"no CNI network config in {dir}"
+            : $"no valid CNI network config in {dir} ({skipped} invalid file(s) skipped; the daemon's log names them)");
+    }
+}

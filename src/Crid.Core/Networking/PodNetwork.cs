@@ -1,0 +1,212 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Crid.Core.Configuration;
+using Crid.Core.Errors;
+using Microsoft.Extensions.Logging;
+using Runtime.V1;
+
+namespace Crid.Core.Networking;
+
+/// <summary>Whether pods can be put on a network, as Status reports NetworkReady.</summary>
+public sealed record NetworkReadiness(bool Ready, string Reason, string Message);
+
+/// <summary>
+/// Pod networking through CNI: attaches a sandbox's pinned network namespace to the pod network
+/// (ADD), detaches it (DEL), and says whether there is a network at all. SandboxManager calls it; the
+/// plugins and the config folder are all it knows of the host.
+/// </summary>
+public sealed class PodNetwork
+{
+    /// <summary>The pod's interface: kubelet and every CNI plugin expect eth0.</summary>
+    public const string InterfaceName = "eth0";
+
+    private readonly CridOptions _options;
+    private readonly ILogger _log;
+    private readonly CniConfigDir _configDir;
+    private volatile string _podCidr = "";
+
+    public PodNetwork(CridOptions options, ILogger<PodNetwork> log)
+    {
+        _options = options;
+        _log = log;
+        _configDir = new CniConfigDir(options.CniConfDir, log);
+    }
+
+    private TimeSpan Timeout => TimeSpan.FromSeconds(_options.CniTimeoutSeconds);
+
+    /// <summary>The pod network configured right now, if any.</summary>
+    internal CniNetwork? Current() => _configDir.Current().Network;
+
+    public NetworkReadiness Readiness()
+    {
+        var state = _configDir.Current();
+        return state.Network is { } n
+            ? new NetworkReadiness(true, "NetworkReady", $"pod network \"{n.Name}\" (CNI {n.CniVersion}) from {n.File}")
+            : new NetworkReadiness(false, "NetworkPluginNotReady", $"{state.Problem}: pods get a loopback device only");
+    }
+
+    /// <summary>The pod CIDR kubelet last sent through UpdateRuntimeConfig; empty when none.</summary>
+    public string PodCidr => _podCidr;
+
+    /// <summary>
+    /// UpdateRuntimeConfig's pod_cidr. kubelet sends the node's podCIDRs comma-separated (one per IP
+    /// family); an empty value clears it.
+    /// </summary>
+    public void SetPodCidr(string cidr)
+    {
+        var parts = cidr.Split(',', StringSplitOptions.TrimEntries);
+        if (cidr.Length > 0)
+        {
+            foreach (var part in parts)
+            {
+                // .NET masks host bits away silently; a node's podCIDR never has any, so one that does is a typo.
+                if (!part.Contains('/') || !IPNetwork.TryParse(part, out var network) || !network.BaseAddress.Equals(IPAddress.Parse(part[..part.IndexOf('/')])))
+                    throw new InvalidArgumentException("runtime_config.network_config.pod_cidr", $"\"{part}\" is not a CIDR (address/prefix length with no host bits)");
+            }
+        }
+        var value = string.Join(',', parts.Where(p => p.Length > 0));
+        if (value != _podCidr)
+            NetworkLog.PodCidrSet(_log, value);
+        _podCidr = value;
+    }
+
+    /// <summary>
+    /// CNI ADD of every plugin of <paramref name="network"/>, in order, in the namespace pinned at
+    /// <paramref name="netns"/>. On failure everything the plugins did is undone by a best-effort DEL,
+    /// and the plugin's own message is thrown.
+    /// </summary>
+    internal NetworkAttachment Attach(string id, PodSandboxConfig config, string netns, CniNetwork network)
+    {
+        var call = new CniPlugin.Call("ADD", id, netns, InterfaceName, CniArgs(id, config));
+        JsonObject? result = null;
+        try
+        {
+            foreach (var plugin in network.Plugins)
+            {
+                var conf = PluginConfig(network, plugin, config, result);
+                result = CniPlugin.Invoke(_options.CniBinDirs, conf, call, Timeout, _log)
+                    ?? throw new CniPluginException($"plugin \"{CniNetwork.TypeOf(plugin)}\" ADD printed no result");
+            }
+        }
+        catch (CniPluginException e)
+        {
+            // CNI spec, "ADD": a runtime that gets an error should DEL to let the plugins clean up.
+            try { Del(id, config, netns, network, result, everyPlugin: true); }
+            catch (CniPluginException del) { NetworkLog.RollbackDelFailed(_log, del, id, network.Name); }
+            throw new RuntimeFailureException($"CNI ADD on network \"{network.Name}\" failed: {e.Message}", e);
+        }
+        var ips = CniResult.Ips(result, InterfaceName);
+        NetworkLog.Attached(_log, id, network.Name, string.Join(", ", ips));
+        return new NetworkAttachment
+        {
+            NetworkName = network.Name,
+            ConfigFile = network.File,
+            ConfigJson = network.Json,
+            ResultJson = result?.ToJsonString() ?? "",
+            Ips = ips,
+        };
+    }
+
+    /// <summary>
+    /// CNI DEL with the network and result ADD left behind; on success the attachment is marked
+    /// detached. The caller persists the flag.
+    /// </summary>
+    /// <param name="rollback">a failed Run's undo: no retry will follow, so every plugin gets its DEL.</param>
+    /// <exception cref="RuntimeFailureException">a plugin failed; the attachment stays attached.</exception>
+    internal void Detach(string id, PodSandboxConfig config, string netns, NetworkAttachment attachment, bool rollback = false)
+    {
+        if (!attachment.Attached)
+            return;
+        var result = attachment.ResultJson.Length > 0 ? JsonNode.Parse(attachment.ResultJson) as JsonObject : null;
+        try
+        {
+            Del(id, config, netns, CniNetwork.FromJson(attachment.ConfigJson), result, everyPlugin: rollback);
+        }
+        catch (Exception e) when (e is CniPluginException or FormatException)
+        {
+            throw new RuntimeFailureException($"CNI DEL on network \"{attachment.NetworkName}\" failed: {e.Message}", e);
+        }
+        attachment.Attached = false;
+        NetworkLog.Detached(_log, id, attachment.NetworkName);
+    }
+
+    /// <summary>
+    /// DEL runs the plugins in reverse order, each with ADD's final result as prevResult (CNI spec,
+    /// "Network configuration list runtime examples"), and stops at the first failure ("Network
+    /// Configuration List Error Handling": the runtime "MUST stop execution of the list"); Stop's DEL
+    /// is then owed and retried whole. The rollback of a failed ADD has no later retry: the sandbox never
+    /// existed. There the spec asks for DEL "for all plugins in the list", so with
+    /// <paramref name="everyPlugin"/> each one gets its DEL even after one failed (a missing or broken
+    /// plugin must not keep bridge from giving the address back), and the first failure is thrown after.
+    /// </summary>
+    private void Del(string id, PodSandboxConfig config, string netns, CniNetwork network, JsonObject? result, bool everyPlugin = false)
+    {
+        var call = new CniPlugin.Call("DEL", id, netns, InterfaceName, CniArgs(id, config));
+        CniPluginException? first = null;
+        for (var i = network.Plugins.Count - 1; i >= 0; i--)
+        {
+            try
+            {
+                CniPlugin.Invoke(_options.CniBinDirs, PluginConfig(network, network.Plugins[i], config, result), call, Timeout, _log);
+            }
+            catch (CniPluginException e) when (everyPlugin)
+            {
+                first ??= e;
+            }
+        }
+        if (first is not null)
+            throw first;
+    }
+
+    /// <summary>
+    /// What one plugin reads on stdin (CNI spec, "Execution of Network Configurations"): its own config
+    /// with the list's cniVersion and name, the previous result, and the runtimeConfig for the
+    /// capabilities it declared.
+    /// </summary>
+    private static JsonObject PluginConfig(CniNetwork network, JsonObject plugin, PodSandboxConfig config, JsonObject? prevResult)
+    {
+        var conf = (JsonObject)plugin.DeepClone();
+        conf["cniVersion"] = network.CniVersion;
+        conf["name"] = network.Name;
+        if (prevResult is not null)
+            conf["prevResult"] = prevResult.DeepClone();
+        else
+            conf.Remove("prevResult");
+        var runtimeConfig = new JsonObject();
+        if (CniNetwork.HasCapability(plugin, "portMappings") && config.PortMappings.Count > 0)
+            runtimeConfig["portMappings"] = PortMappings(config);
+        if (runtimeConfig.Count > 0)
+            conf["runtimeConfig"] = runtimeConfig;
+        return conf;
+    }
+
+    /// <summary>The portMappings capability (CNI CONVENTIONS.md): hostPort, containerPort, protocol, hostIP.</summary>
+    private static JsonArray PortMappings(PodSandboxConfig config)
+    {
+        var list = new JsonArray();
+        foreach (var m in config.PortMappings)
+        {
+            // A mapping without a host port only documents the container port (kubelet sends those too).
+            if (m.HostPort <= 0)
+                continue;
+            var entry = new JsonObject
+            {
+                ["hostPort"] = m.HostPort,
+                ["containerPort"] = m.ContainerPort,
+                ["protocol"] = m.Protocol switch { Protocol.Udp => "udp", Protocol.Sctp => "sctp", _ => "tcp" },
+            };
+            if (m.HostIp.Length > 0)
+                entry["hostIP"] = m.HostIp;
+            list.Add((JsonNode)entry);
+        }
+        return list;
+    }
+
+    /// <summary>
+    /// CNI_ARGS as kubelet's dockershim and every CRI runtime pass them; IgnoreUnknown=1 keeps plugins
+    /// that know none of the K8S_ keys from refusing them (CNI CONVENTIONS.md, "CNI_ARGS").
+    /// </summary>
+    private static string CniArgs(string id, PodSandboxConfig config) =>
+        $"IgnoreUnknown=1;K8S_POD_NAMESPACE={config.Metadata.Namespace};K8S_POD_NAME={config.Metadata.Name};" +
+        $"K8S_POD_INFRA_CONTAINER_ID={id};K8S_POD_UID={config.Metadata.Uid}";
+}

@@ -1,0 +1,542 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Grpc.Core;
+using Runtime.V1;
+
+namespace Crid.EndToEnd.Tests;
+
+/// <summary>
+/// Pod networking through Debian's CNI plugins (/usr/lib/cni), through the real daemon. Each test owns
+/// a bridge (cridt + 4 hex) and a subnet 10.199.N.0/24 used only inside its own pods' namespaces;
+/// host-local keeps its store in the test's temp folder. No traffic leaves 127.0.0.0/8 and that subnet.
+/// One class, so the tests never run at the same time and the iptables cleanup sees only its own rules.
+/// </summary>
+public sealed class CniTests
+{
+    private const string PluginDir = "/usr/lib/cni";
+
+    [Fact]
+    public async Task Without_a_network_pods_get_loopback_only_and_Status_says_why()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var confDir = Path.Combine(d.Dir, "net.d");
+        var network = await NetworkCondition(d);
+        Assert.False(network.Status);
+        Assert.Equal("NetworkPluginNotReady", network.Reason);
+        Assert.Contains(confDir, network.Message);
+
+        var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("lo-only") })).PodSandboxId;
+        var status = (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+        Assert.Equal(PodSandboxState.SandboxReady, status.State);
+        Assert.Equal("", status.Network.Ip);
+        Assert.Empty(status.Network.AdditionalIps);
+        var netns = Directory.EnumerateFiles(Path.Combine(d.NamespacesDir, "netns")).Single();
+        var links = Tool.Run("nsenter", $"--net={netns}", "ip", "-o", "link", "show").Stdout;
+        Assert.Equal("lo", Assert.Single(links.Split('\n', StringSplitOptions.RemoveEmptyEntries)).Split(':')[1].Trim());
+        await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+
+        // A folder with only broken files is still no network, and says so.
+        Directory.CreateDirectory(confDir);
+        File.WriteAllText(Path.Combine(confDir, "10-broken.conflist"), "{\"cniVersion\": \"1.0.0\", \"name\": \"x\"");
+        network = await NetworkCondition(d);
+        Assert.False(network.Status);
+        Assert.Contains("1 invalid", network.Message);
+        await Logged(d, "skipped the CNI config " + Path.Combine(confDir, "10-broken.conflist"));
+
+        // UpdateRuntimeConfig keeps the pod CIDR; a malformed one is InvalidArgument naming the field.
+        await d.Runtime.UpdateRuntimeConfigAsync(PodCidr("10.244.3.0/24,fd00:10:244:3::/64"));
+        Assert.Equal("10.244.3.0/24,fd00:10:244:3::/64", (await d.Runtime.StatusAsync(new StatusRequest { Verbose = true })).Info["podCIDR"]);
+        var bad = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.UpdateRuntimeConfigAsync(PodCidr("10.244.3.7/33")).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
+        Assert.Contains("runtime_config.network_config.pod_cidr", bad.Status.Detail);
+        Assert.Equal("10.244.3.0/24,fd00:10:244:3::/64", (await d.Runtime.StatusAsync(new StatusRequest { Verbose = true })).Info["podCIDR"]);
+        await d.Runtime.UpdateRuntimeConfigAsync(PodCidr(""));
+        Assert.Equal("", (await d.Runtime.StatusAsync(new StatusRequest { Verbose = true })).Info["podCIDR"]);
+    }
+
+    [Fact]
+    public async Task Pods_get_addresses_reach_each_other_and_a_host_port_and_give_them_back()
+    {
+        await using var net = new TestNetwork();
+        await using var d = await DaemonProcess.StartAsync(net.DaemonArgs(PluginDir));
+        try
+        {
+            // The network appears after the daemon started, behind a broken file that sorts first.
+            Assert.False((await NetworkCondition(d)).Status);
+            File.WriteAllText(Path.Combine(net.ConfDir, "05-broken.conf"), "not json");
+            net.WriteConflist("10-crid-test.conflist", net.Bridge(), net.Portmap());
+            var ready = await NetworkCondition(d);
+            Assert.True(ready.Status, ready.Message);
+            Assert.Contains(net.Name, ready.Message);
+            Assert.Contains("10-crid-test.conflist", ready.Message);
+            await Logged(d, "skipped the CNI config " + Path.Combine(net.ConfDir, "05-broken.conf"));
+
+            var hostPort = FreePort();
+            var configA = SandboxTests.Minimal("web");
+            configA.PortMappings.Add(new PortMapping { Protocol = Protocol.Tcp, ContainerPort = 80, HostPort = hostPort });
+            var a = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = configA })).PodSandboxId;
+            var b = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("client") })).PodSandboxId;
+
+            var ipA = await PodIp(d, a);
+            var ipB = await PodIp(d, b);
+
+            // Network NODE has no namespace of its own to attach: CNI is skipped.
+            var hostConfig = SandboxTests.Minimal("on-host");
+            hostConfig.Linux.SecurityContext.NamespaceOptions.Network = NamespaceMode.Node;
+            var onHost = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = hostConfig })).PodSandboxId;
+            Assert.Equal("", (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = onHost })).Status.Network.Ip);
+            Assert.Equal(2, net.ReservedIps().Count);
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = onHost });
+            Assert.NotEqual(ipA, ipB);
+            Assert.True(net.Subnet.Contains(IPAddress.Parse(ipA)), ipA);
+            Assert.True(net.Subnet.Contains(IPAddress.Parse(ipB)), ipB);
+            Assert.Equal([ipA, ipB], net.ReservedIps().Order());
+            Assert.Equal(2, net.HostVeths().Count);
+            // Status and Run share one view of the folder: read once, when it changed, not once per caller.
+            await Logged(d, $"pod network {net.Name} from");
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(d.Stderr, $"pod network {net.Name} from"));
+            var pinA = await NetPin(d, a);
+            var pinB = await NetPin(d, b);
+            Assert.Contains($"inet {ipA}/24", Tool.Run("nsenter", $"--net={pinA}", "ip", "-o", "addr", "show", "dev", "eth0").Stdout);
+
+            // Pod to pod across the bridge, both ways.
+            Tool.Run("nsenter", $"--net={pinB}", "busybox", "ping", "-c", "1", "-W", "2", ipA);
+            Tool.Run("nsenter", $"--net={pinA}", "busybox", "ping", "-c", "1", "-W", "2", ipB);
+
+            // Host port: 127.0.0.1:<hostPort> reaches port 80 inside pod A through portmap.
+            Assert.Contains(a, Tool.Run("iptables-save", "-t", "nat").Stdout);
+            Assert.Equal("hello from the host", await SendThroughHostPort(pinA, hostPort, "hello from the host"));
+
+            // The addresses survive a daemon restart.
+            await d.StopAsync();
+            await d.RestartAsync(net.DaemonArgs(PluginDir));
+            Assert.Equal(ipA, await PodIp(d, a));
+            Assert.Equal(ipB, await PodIp(d, b));
+
+            // Stop gives everything back: addresses, veths, portmap's rules.
+            await d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = a });
+            Assert.Equal([ipB], net.ReservedIps());
+            Assert.Single(net.HostVeths());
+            Assert.DoesNotContain(a, Tool.Run("iptables-save", "-t", "nat").Stdout);
+            await d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = b });
+            await d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = b });
+            Assert.Empty(net.ReservedIps());
+            Assert.Empty(net.HostVeths());
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = a });
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = b });
+            Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            Assert.DoesNotContain("RemovePodSandbox will retry", d.Stderr);
+        }
+        finally
+        {
+            await RemoveAllPods(d);
+        }
+    }
+
+    [Theory]
+    [InlineData("fail", "boom from the fake plugin")]
+    [InlineData("hang", "did not finish ADD within 2 s and was killed")]
+    [InlineData("absent", "plugin \"absent\" not found in")]
+    public async Task A_plugin_that_fails_or_hangs_fails_the_call_and_leaves_nothing_behind(string fake, string expected)
+    {
+        await using var net = new TestNetwork();
+        var bin = Path.Combine(net.Dir, "bin");
+        Directory.CreateDirectory(bin);
+        // Fakes as tiny shell scripts: "fail" answers ADD with a CNI error object; "hang" never answers
+        // ADD (from a child process, which must die with it). Both accept DEL, as a real plugin would.
+        File.WriteAllText(Path.Combine(bin, "fail"),
+            "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then\n  echo 'fake plugin stderr line' >&2\n" +
+            "  printf '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"boom from the fake plugin\"}'\n  exit 1\nfi\nexit 0\n");
+        File.WriteAllText(Path.Combine(bin, "hang"),
+            "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then sleep 3617; fi\nexit 0\n");
+        foreach (var f in Directory.EnumerateFiles(bin))
+            File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+        net.WriteConflist("10-crid-test.conflist", net.Bridge(), new JsonObject { ["type"] = fake });
+        await using var d = await DaemonProcess.StartAsync([.. net.DaemonArgs($"{bin},{PluginDir}"), "--cni-timeout", "2"]);
+        try
+        {
+            Assert.True((await NetworkCondition(d)).Status);
+            var e = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("doomed") }).ResponseAsync);
+            Assert.Equal(StatusCode.Unknown, e.StatusCode);
+            Assert.Contains(expected, e.Status.Detail);
+            Assert.Contains($"network \"{net.Name}\"", e.Status.Detail);
+            if (fake == "fail")
+                Assert.Contains("fake plugin stderr line", e.Status.Detail);
+
+            // Nothing behind: no pin, no state, no address, no veth, no plugin process.
+            Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(d.StateDir, "sandboxes")));
+            Assert.Empty((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+            Assert.Empty(net.ReservedIps());
+            Assert.Empty(net.HostVeths());
+            Assert.False(SleepRunning(), "the hanging plugin's child outlived it");
+
+            // No name is kept: the same pod runs once the network is fixed (picked up without a restart).
+            net.WriteConflist("10-crid-test.conflist", net.Bridge());
+            var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("doomed") })).PodSandboxId;
+            Assert.True(net.Subnet.Contains(IPAddress.Parse(await PodIp(d, id))));
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+            Assert.Empty(net.ReservedIps());
+            Assert.Empty(net.HostVeths());
+        }
+        finally
+        {
+            await RemoveAllPods(d);
+        }
+    }
+
+    [Fact]
+    public async Task A_failed_DEL_is_owed_across_a_restart_and_Remove_retries_it()
+    {
+        await using var net = new TestNetwork();
+        var bin = Path.Combine(net.Dir, "bin");
+        Directory.CreateDirectory(bin);
+        var fixedMarker = Path.Combine(net.Dir, "del-works");
+        // First in the list, so its ADD result is a bare one bridge accepts as prevResult, and last on
+        // DEL (reverse order), after bridge's; its DEL fails until the marker exists.
+        var script = Path.Combine(bin, "delfail");
+        File.WriteAllText(script,
+            "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then printf '{\"cniVersion\":\"1.0.0\"}'; exit 0; fi\n" +
+            $"if [ \"$CNI_COMMAND\" = DEL ] && [ ! -e '{fixedMarker}' ]; then printf '{{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"DEL refused by the fake\"}}'; exit 1; fi\nexit 0\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        net.WriteConflist("10-crid-test.conflist", new JsonObject { ["type"] = "delfail" }, net.Bridge());
+        string[] args = [.. net.DaemonArgs($"{bin},{PluginDir}")];
+        await using var d = await DaemonProcess.StartAsync(args);
+        try
+        {
+            var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("owed") })).PodSandboxId;
+            Assert.True(net.Subnet.Contains(IPAddress.Parse(await PodIp(d, id))));
+
+            // Stop succeeds; bridge's DEL came first and gave the address back, the fake's failure is owed.
+            await d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+            Assert.Empty(net.ReservedIps());
+            Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            await Logged(d, "RemovePodSandbox will retry");
+            Assert.True(await StillAttached(d, id));
+
+            await d.StopAsync();
+            await d.RestartAsync(args);
+            Assert.True(await StillAttached(d, id));
+            var e = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }).ResponseAsync);
+            Assert.Equal(StatusCode.Unknown, e.StatusCode);
+            Assert.Contains("DEL refused by the fake", e.Status.Detail);
+            Assert.Single((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+
+            File.WriteAllText(fixedMarker, "");
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+            Assert.Empty((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(d.StateDir, "sandboxes")));
+        }
+        finally
+        {
+            await RemoveAllPods(d);
+        }
+    }
+
+    [Fact]
+    public async Task A_sandbox_that_lost_its_pins_while_the_daemon_was_down_gets_its_DEL_at_start()
+    {
+        await using var net = new TestNetwork();
+        net.WriteConflist("10-crid-test.conflist", net.Bridge());
+        string[] args = [.. net.DaemonArgs(PluginDir)];
+        await using var d = await DaemonProcess.StartAsync(args);
+        try
+        {
+            // pid CONTAINER: no infra process, so once the pins go nothing holds the network namespace.
+            var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("lost", NamespaceMode.Container) })).PodSandboxId;
+            var ip = await PodIp(d, id);
+            Assert.Equal([ip], net.ReservedIps());
+            await d.KillAsync();
+            foreach (var pin in Cleanup.NsfsMountsUnder(d.NamespacesDir))
+            {
+                Tool.Run("umount", pin);
+                File.Delete(pin);
+            }
+
+            await d.RestartAsync(args);
+            await Logged(d, $"sandbox {id} lost its pins");
+            var status = (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+            Assert.Equal(PodSandboxState.SandboxNotready, status.State);
+            Assert.Empty(net.ReservedIps());
+            Assert.False(await StillAttached(d, id));
+            // The kernel tears a namespace down asynchronously once its last reference is gone.
+            var deadline = Stopwatch.StartNew();
+            while (net.HostVeths().Count > 0 && deadline.Elapsed < TimeSpan.FromSeconds(10))
+                await Task.Delay(50);
+            Assert.Empty(net.HostVeths());
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        }
+        finally
+        {
+            await RemoveAllPods(d);
+        }
+    }
+
+    /// <summary>
+    /// After a failed assertion: Stop and Remove whatever pods are left (their DEL takes portmap's rules
+    /// and the addresses with it), then stop the daemon.
+    /// </summary>
+    private static async Task RemoveAllPods(DaemonProcess d)
+    {
+        if (!d.Process.HasExited)
+        {
+            try
+            {
+                foreach (var pod in (await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items)
+                {
+                    try { await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod.Id }); }
+                    catch (RpcException) { }
+                }
+            }
+            catch (RpcException) { }
+        }
+        await d.StopAsync();
+    }
+
+    /// <summary>The daemon's stderr is read asynchronously: a line logged before the answer may arrive after it.</summary>
+    private static async Task Logged(DaemonProcess d, string text)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!d.Stderr.Contains(text, StringComparison.Ordinal))
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), $"the daemon never logged \"{text}\":\n{d.Stderr}");
+            await Task.Delay(20);
+        }
+    }
+
+    private static async Task<bool> StillAttached(DaemonProcess d, string id)
+    {
+        var status = await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true });
+        using var info = JsonDocument.Parse(status.Info["info"]);
+        return info.RootElement.GetProperty("network").GetProperty("attached").GetBoolean();
+    }
+
+    private static bool SleepRunning()
+    {
+        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        {
+            try
+            {
+                if (int.TryParse(Path.GetFileName(proc), out _) && File.ReadAllText(Path.Combine(proc, "cmdline")).Contains("sleep\03617"))
+                    return true;
+            }
+            catch (IOException) { }
+        }
+        return false;
+    }
+
+    private static UpdateRuntimeConfigRequest PodCidr(string cidr) =>
+        new() { RuntimeConfig = new RuntimeConfig { NetworkConfig = new NetworkConfig { PodCidr = cidr } } };
+
+    private static async Task<RuntimeCondition> NetworkCondition(DaemonProcess d) =>
+        (await d.Runtime.StatusAsync(new StatusRequest())).Status.Conditions.Single(c => c.Type == "NetworkReady");
+
+    private static async Task<string> PodIp(DaemonProcess d, string id)
+    {
+        var status = (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+        Assert.NotEmpty(status.Network.Ip);
+        return status.Network.Ip;
+    }
+
+    private static async Task<string> NetPin(DaemonProcess d, string id)
+    {
+        var status = await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true });
+        using var info = JsonDocument.Parse(status.Info["info"]);
+        return info.RootElement.GetProperty("pins").GetProperty("net").GetString()!;
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    /// <summary>busybox nc listens on port 80 inside the pod; the host connects to 127.0.0.1:hostPort.</summary>
+    private static async Task<string> SendThroughHostPort(string pin, int hostPort, string text)
+    {
+        using var listener = Tool.Start("nsenter", $"--net={pin}", "busybox", "nc", "-l", "-p", "80");
+        try
+        {
+            var deadline = Stopwatch.StartNew();
+            while (!Tool.Run("nsenter", $"--net={pin}", "ss", "-Htln", "sport = :80").Stdout.Contains(":80"))
+            {
+                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), "nc did not listen");
+                await Task.Delay(20);
+            }
+            using (var client = new TcpClient())
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                await client.ConnectAsync(IPAddress.Loopback, hostPort, cts.Token);
+                await client.GetStream().WriteAsync(Encoding.ASCII.GetBytes(text), cts.Token);
+            }
+            var received = listener.StandardOutput.ReadToEndAsync();
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await listener.WaitForExitAsync(wait.Token);
+            return await received;
+        }
+        finally
+        {
+            if (!listener.HasExited)
+                listener.Kill();
+        }
+    }
+}
+
+/// <summary>
+/// A bridge, subnet and config folder of the test's own, and the cleanup of whatever the plugins left
+/// on the host: the bridge, the CNI nat chains that were not there before, and ip_forward (bridge's
+/// isGateway turns it on).
+/// </summary>
+internal sealed class TestNetwork : IAsyncDisposable
+{
+    private readonly string _ipForward = File.ReadAllText("/proc/sys/net/ipv4/ip_forward");
+    private readonly HashSet<string> _chainsBefore = NatChains();
+
+    public string Dir { get; } = Directory.CreateTempSubdirectory("crid-cni-").FullName;
+    public string ConfDir => Path.Combine(Dir, "net.d");
+    public string IpamDir => Path.Combine(Dir, "ipam");
+    public string BridgeName { get; }
+    public string Name { get; }
+    public IPNetwork Subnet { get; }
+
+    public TestNetwork()
+    {
+        var tag = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(2));
+        BridgeName = "cridt" + tag;
+        Name = "crid-test-" + tag;
+        Subnet = IPNetwork.Parse($"10.199.{RandomNumberGenerator.GetInt32(1, 255)}.0/24");
+        Directory.CreateDirectory(ConfDir);
+    }
+
+    public string[] DaemonArgs(string binDirs) => ["--cni-conf-dir", ConfDir, "--cni-bin-dir", binDirs];
+
+    public JsonObject Bridge() => new()
+    {
+        ["type"] = "bridge",
+        ["bridge"] = BridgeName,
+        ["isGateway"] = true,
+        ["ipMasq"] = false,
+        ["ipam"] = new JsonObject
+        {
+            ["type"] = "host-local",
+            ["ranges"] = new JsonArray(new JsonArray(new JsonObject { ["subnet"] = Subnet.ToString() })),
+            ["dataDir"] = IpamDir,
+        },
+    };
+
+    public JsonObject Portmap() => new()
+    {
+        ["type"] = "portmap",
+        ["capabilities"] = new JsonObject { ["portMappings"] = true },
+        ["snat"] = true,
+    };
+
+    public void WriteConflist(string file, params JsonObject[] plugins)
+    {
+        var list = new JsonObject { ["cniVersion"] = "1.0.0", ["name"] = Name, ["plugins"] = new JsonArray(plugins) };
+        var tmp = Path.Combine(ConfDir, "." + file + ".tmp");
+        File.WriteAllText(tmp, list.ToJsonString());
+        File.Move(tmp, Path.Combine(ConfDir, file), overwrite: true);
+    }
+
+    /// <summary>host-local's store: one file per address it handed out, named by the address.</summary>
+    public List<string> ReservedIps()
+    {
+        var dir = Path.Combine(IpamDir, Name);
+        return Directory.Exists(dir)
+            ? Directory.EnumerateFiles(dir).Select(Path.GetFileName).Where(n => IPAddress.TryParse(n, out _)).Select(n => n!).ToList()
+            : [];
+    }
+
+    /// <summary>The host ends of pod veths: the interfaces enslaved to the test's bridge.</summary>
+    public List<string> HostVeths()
+    {
+        var r = Tool.Run(false, "ip", "-o", "link", "show", "master", BridgeName);
+        return r.Exit != 0 ? [] : r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+    }
+
+    private static HashSet<string> NatChains() =>
+        Tool.Run("iptables-save", "-t", "nat").Stdout.Split('\n')
+            .Where(l => l.StartsWith(':')).Select(l => l[1..].Split(' ')[0]).ToHashSet();
+
+    public ValueTask DisposeAsync()
+    {
+        Tool.Run(false, "ip", "link", "del", BridgeName);
+        // portmap leaves its shared CNI-HOSTPORT-* chains (and the jumps to them) behind after the last
+        // DEL; a test that failed half-way may leave a pod's CNI-DN-* chain too. Only chains this test
+        // saw appear are touched.
+        var created = NatChains().Where(c => c.StartsWith("CNI-", StringComparison.Ordinal) && !_chainsBefore.Contains(c)).ToList();
+        if (created.Count > 0)
+        {
+            foreach (var line in Tool.Run("iptables-save", "-t", "nat").Stdout.Split('\n'))
+            {
+                var words = line.Split(' ');
+                var jump = Array.IndexOf(words, "-j");
+                if (words is ["-A", var chain, ..] && !created.Contains(chain) && jump > 0 && created.Contains(words[jump + 1]))
+                    Tool.Run(false, ["iptables", "-t", "nat", "-D", chain, .. Unquote(line[(4 + chain.Length)..])]);
+            }
+            foreach (var chain in created)
+                Tool.Run(false, "iptables", "-t", "nat", "-F", chain);
+            foreach (var chain in created)
+                Tool.Run(false, "iptables", "-t", "nat", "-X", chain);
+        }
+        File.WriteAllText("/proc/sys/net/ipv4/ip_forward", _ipForward);
+        Directory.Delete(Dir, recursive: true);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>iptables-save quotes arguments with spaces (comments); split it back into arguments.</summary>
+    private static string[] Unquote(string rule)
+    {
+        var args = new List<string>();
+        var current = new StringBuilder();
+        var quoted = false;
+        foreach (var c in rule.Trim())
+        {
+            if (c == '"') { quoted = !quoted; continue; }
+            if (c == ' ' && !quoted)
+            {
+                if (current.Length > 0) { args.Add(current.ToString()); current.Clear(); }
+                continue;
+            }
+            current.Append(c);
+        }
+        if (current.Length > 0)
+            args.Add(current.ToString());
+        return args.ToArray();
+    }
+}
+
+internal static class Tool
+{
+    public sealed record Result(int Exit, string Stdout, string Stderr);
+
+    public static Result Run(params string[] args) => Run(true, args);
+
+    public static Result Run(bool check, params string[] args)
+    {
+        using var p = Start(args);
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        var result = new Result(p.ExitCode, stdout, stderr.Result);
+        if (check && result.Exit != 0)
+            throw new InvalidOperationException($"{string.Join(' ', args)} exited {result.Exit}: {result.Stderr}{result.Stdout}");
+        return result;
+    }
+
+    public static Process Start(params string[] args)
+    {
+        var info = new ProcessStartInfo(args[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args[1..])
+            info.ArgumentList.Add(a);
+        return Process.Start(info)!;
+    }
+}
