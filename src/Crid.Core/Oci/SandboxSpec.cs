@@ -21,6 +21,7 @@ public static class SandboxSpec
         public const string SandboxNamespace = "io.kubernetes.cri.sandbox-namespace";
         public const string SandboxUid = "io.kubernetes.cri.sandbox-uid";
         public const string SandboxLogDirectory = "io.kubernetes.cri.sandbox-log-directory";
+        public const string ContainerName = "io.kubernetes.cri.container-name";
     }
 
     private static readonly string[] DefaultCapabilities =
@@ -81,12 +82,18 @@ public static class SandboxSpec
             // The host's /dev/shm belongs with the host's ipc namespace; a pod of its own gets its own tmpfs.
             ns.Ipc == NamespaceMode.Node
                 ? Mount("/dev/shm", "bind", "/dev/shm", "rbind", "nosuid", "noexec", "nodev")
-                : Mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
-            Mount("/etc/resolv.conf", "bind", Path.Combine(sandbox.Dir, "resolv.conf"), "rbind", "ro", "nosuid", "nodev", "noexec"),
-            Mount("/etc/hostname", "bind", Path.Combine(sandbox.Dir, "hostname"), "rbind", "ro", "nosuid", "nodev", "noexec")
-        );
+                : Mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"));
+        foreach (var file in PodFileMounts(sandbox))
+            mounts.Add((JsonNode)file);
         return mounts;
     }
+
+    /// <summary>The pod's resolv.conf and hostname, read-only bind mounts shared by the sandbox and its containers.</summary>
+    internal static JsonObject[] PodFileMounts(Sandbox sandbox) =>
+    [
+        Mount("/etc/resolv.conf", "bind", Path.Combine(sandbox.Dir, "resolv.conf"), "rbind", "ro", "nosuid", "nodev", "noexec"),
+        Mount("/etc/hostname", "bind", Path.Combine(sandbox.Dir, "hostname"), "rbind", "ro", "nosuid", "nodev", "noexec"),
+    ];
 
     internal static JsonObject Mount(string destination, string type, string source, params string[] options) => new()
     {
