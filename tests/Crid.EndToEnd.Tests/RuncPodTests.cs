@@ -234,8 +234,13 @@ public sealed class RuncPodTests : IAsyncLifetime
         var file = $"/tmp/{id}.probe";
         await _runc.RunDetachedAsync(Bundle(sandbox, namespaces, id, ["sh", "-c", $"{{ {Probe}; }} > {file}.tmp && mv {file}.tmp {file}; exec sleep 300"]), id);
         var onHost = Rootfs + file;
-        for (var i = 0; i < 1000 && !File.Exists(onHost); i++)
+        // The rename makes the file appear whole; the deadline only guards against a container that never writes it.
+        for (var waited = 0; !File.Exists(onHost); waited += 10)
+        {
+            if (waited > 30_000)
+                throw new TimeoutException($"container {id} wrote no {file} in 30 s");
             await Task.Delay(10);
+        }
         return Parse(id, File.ReadAllText(onHost));
     }
 
