@@ -152,6 +152,32 @@ public sealed class ContainerSpecBuilderTests : IDisposable
     }
 
     [Fact]
+    public void A_user_namespaced_pod_on_the_hosts_network_and_ipc_binds_the_hosts_sys_and_mounts_no_mqueue()
+    {
+        var spec = ContainerSpecBuilder.Build(Pod(network: NamespaceMode.Node, ipc: NamespaceMode.Node, userns: true),
+            new NamespaceOption { Pid = NamespaceMode.Container, Network = NamespaceMode.Node, Ipc = NamespaceMode.Node }, Container());
+        var mounts = spec["mounts"]!.AsArray().Select(m => m!.AsObject()).ToDictionary(m => (string)m["destination"]!);
+        Assert.Equal("bind", (string)mounts["/sys"]["type"]!);
+        Assert.Equal("/sys", (string)mounts["/sys"]["source"]!);
+        var options = mounts["/sys"]["options"]!.AsArray().Select(o => (string)o!).ToList();
+        Assert.Contains("ro", options);
+        Assert.Contains("rbind", options);
+        Assert.False(mounts.ContainsKey("/dev/mqueue"));
+    }
+
+    [Theory]
+    [InlineData(false, NamespaceMode.Node)]
+    [InlineData(true, NamespaceMode.Pod)]
+    public void Sysfs_and_mqueue_are_mounted_where_the_mounter_owns_the_namespaces(bool userns, NamespaceMode network)
+    {
+        var pod = Pod(network: network, ipc: network, userns: userns);
+        var spec = ContainerSpecBuilder.Build(pod, new NamespaceOption { Pid = NamespaceMode.Container, Network = network, Ipc = network }, Container());
+        var mounts = spec["mounts"]!.AsArray().Select(m => m!.AsObject()).ToDictionary(m => (string)m["destination"]!);
+        Assert.Equal("sysfs", (string)mounts["/sys"]["type"]!);
+        Assert.Equal("mqueue", (string)mounts["/dev/mqueue"]["type"]!);
+    }
+
+    [Fact]
     public void The_process_is_the_containers_and_keeps_the_pods_security_settings()
     {
         var spec = ContainerSpecBuilder.Build(Pod(), null, Container() with

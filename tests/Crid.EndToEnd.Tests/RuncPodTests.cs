@@ -24,7 +24,7 @@ public sealed class RuncPodTests : IAsyncLifetime
         "echo resolv=$(cat /etc/resolv.conf | tr '\\n' '|')";
 
     // The applets the probes use, each a symlink to the one static busybox.
-    private static readonly string[] Applets = ["sh", "cat", "echo", "mv", "readlink", "hostname", "sleep", "tr", "ls", "id", "ps"];
+    private static readonly string[] Applets = ["sh", "cat", "echo", "mv", "readlink", "hostname", "sleep", "tr", "ls", "id", "ps", "touch"];
 
     private readonly string _dir = Directory.CreateTempSubdirectory("crid-runc-").FullName;
     private readonly string _tag = Guid.NewGuid().ToString("N")[..10];
@@ -180,6 +180,34 @@ public sealed class RuncPodTests : IAsyncLifetime
         Assert.Equal("2048", seen["somaxconn"]);
         Assert.Equal("2000", seen["shmmni"]);
         Assert.Equal("1", seen["pid"]);
+
+        await RemovePodAsync(d, podId, seen);
+    }
+
+    [Fact]
+    public async Task In_a_user_namespaced_pod_on_the_hosts_network_and_ipc_sys_is_the_hosts_bound_read_only()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var config = SandboxTests.Minimal("usernshost", NamespaceMode.Container);
+        var mapping = new IDMapping { ContainerId = 0, HostId = 100000, Length = 65536 };
+        var ns = config.Linux.SecurityContext.NamespaceOptions;
+        ns.Network = NamespaceMode.Node;
+        ns.Ipc = NamespaceMode.Node;
+        ns.UsernsOptions = new UserNamespace { Mode = NamespaceMode.Pod, Uids = { mapping }, Gids = { mapping } };
+        var (podId, sandbox) = await RunPodAsync(d, config);
+
+        // runc 1.1 refuses a sysfs mount here with EPERM: the host's network namespace is not the pod
+        // user namespace's (see SandboxSpec.Mounts).
+        var seen = await ProbeAsync(sandbox, null, "uh");
+        Assert.Equal(HostLink("net"), seen["ns_net"]);
+        Assert.Equal(HostLink("ipc"), seen["ns_ipc"]);
+        Assert.Equal(NsLink("user", sandbox.Pins["user"]), seen["ns_user"]);
+        Assert.Equal("0 100000 65536", string.Join(' ', seen["uid_map"].Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+        var sys = ContainerId("sys");
+        var listing = await _runc.RunAsync(Bundle(sandbox, null, sys, ["sh", "-c", "ls /sys/class/net; if touch /sys/crid-probe 2>/dev/null; then echo writable; else echo read-only; fi"]), sys);
+        var lines = listing.Split('\n');
+        Assert.Contains("lo", lines);
+        Assert.Contains("read-only", lines);
 
         await RemovePodAsync(d, podId, seen);
     }
