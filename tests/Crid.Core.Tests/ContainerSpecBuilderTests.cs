@@ -347,6 +347,15 @@ public sealed class ContainerSpecBuilderTests : IDisposable
     }
 
     [Fact]
+    public void Host_pid_is_refused_in_a_user_namespaced_pod()
+    {
+        var e = Assert.Throws<InvalidArgumentException>(() => ContainerSpecBuilder.Build(Pod(pid: NamespaceMode.Node, userns: true),
+            new NamespaceOption { Pid = NamespaceMode.Node }, Container()));
+        Assert.Equal($"{Ns}.pid", e.Field);
+        Assert.Contains("user namespace", e.Message);
+    }
+
+    [Fact]
     public void A_container_cannot_leave_its_pods_user_namespace()
     {
         var e = Assert.Throws<InvalidArgumentException>(() => ContainerSpecBuilder.Build(Pod(userns: true),

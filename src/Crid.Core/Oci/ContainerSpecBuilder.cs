@@ -126,6 +126,12 @@ public static class ContainerSpecBuilder
             case NamespaceMode.Node when pod.Pid != NamespaceMode.Node:
                 throw new InvalidArgumentException($"{NsField}.pid",
                     $"mode NODE is only allowed in a pod with the host's pid namespace (the pod's pid mode is {Upper(pod.Pid)})");
+            case NamespaceMode.Node when sandbox.Pins.ContainsKey("user"):
+                // proc(5) can only be mounted with CAP_SYS_ADMIN over the user namespace owning the
+                // pid namespace (proc_fill_super), and a bind of the host's /proc would bypass the
+                // masked paths. (Kubernetes refuses hostPID with hostUsers: false as well.)
+                throw new InvalidArgumentException($"{NsField}.pid",
+                    "mode NODE cannot be used in a pod with its own user namespace: the host's /proc cannot be mounted from inside it");
             case NamespaceMode.Node:
                 break;
             case NamespaceMode.Target when ns.TargetId.Length == 0:
