@@ -21,6 +21,7 @@ public static class SandboxSpec
         public const string SandboxNamespace = "io.kubernetes.cri.sandbox-namespace";
         public const string SandboxUid = "io.kubernetes.cri.sandbox-uid";
         public const string SandboxLogDirectory = "io.kubernetes.cri.sandbox-log-directory";
+        public const string ContainerName = "io.kubernetes.cri.container-name";
     }
 
     private static readonly string[] DefaultCapabilities =
@@ -72,21 +73,43 @@ public static class SandboxSpec
 
     private static JsonArray Mounts(Sandbox sandbox, NamespaceOption ns)
     {
+        // In a pod user namespace the runtime mounts from inside it, and the kernel lets a mounter
+        // create sysfs only with CAP_SYS_ADMIN over the user namespace owning its network namespace
+        // (net_current_may_mount), and mqueue only over the one owning its ipc namespace
+        // (mqueue_get_tree). The pod's own net and ipc namespaces are born in its user namespace;
+        // the host's are not, and runc 1.1 fails the container with EPERM ("mount sysfs:/sys ...
+        // operation not permitted"). So with the host's network a userns pod gets the host's /sys
+        // by a read-only bind, which needs no such right, as runc >= 1.2 does itself. The bind must
+        // be recursive: /sys's submounts are locked for a less privileged mount namespace, and a
+        // plain bind of a tree with locked children fails with EINVAL (do_loopback,
+        // has_locked_children); the submounts stay the host's, whose files uid 0 of the pod does
+        // not own. With the host's ipc there is no /dev/mqueue at all (the host may have none
+        // mounted to bind; mq_open(3) works without it).
+        var userns = sandbox.Pins.ContainsKey("user");
         var mounts = new JsonArray(
             Mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
             Mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
-            Mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
-            Mount("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
-            Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
-            // The host's /dev/shm belongs with the host's ipc namespace; a pod of its own gets its own tmpfs.
-            ns.Ipc == NamespaceMode.Node
-                ? Mount("/dev/shm", "bind", "/dev/shm", "rbind", "nosuid", "noexec", "nodev")
-                : Mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
-            Mount("/etc/resolv.conf", "bind", Path.Combine(sandbox.Dir, "resolv.conf"), "rbind", "ro", "nosuid", "nodev", "noexec"),
-            Mount("/etc/hostname", "bind", Path.Combine(sandbox.Dir, "hostname"), "rbind", "ro", "nosuid", "nodev", "noexec")
-        );
+            Mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"));
+        if (!(userns && ns.Ipc == NamespaceMode.Node))
+            mounts.Add((JsonNode)Mount("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"));
+        mounts.Add((JsonNode)(userns && ns.Network == NamespaceMode.Node
+            ? Mount("/sys", "bind", "/sys", "rbind", "ro", "nosuid", "noexec", "nodev")
+            : Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro")));
+        // The host's /dev/shm belongs with the host's ipc namespace; a pod of its own gets its own tmpfs.
+        mounts.Add((JsonNode)(ns.Ipc == NamespaceMode.Node
+            ? Mount("/dev/shm", "bind", "/dev/shm", "rbind", "nosuid", "noexec", "nodev")
+            : Mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k")));
+        foreach (var file in PodFileMounts(sandbox))
+            mounts.Add((JsonNode)file);
         return mounts;
     }
+
+    /// <summary>The pod's resolv.conf and hostname, read-only bind mounts shared by the sandbox and its containers.</summary>
+    internal static JsonObject[] PodFileMounts(Sandbox sandbox) =>
+    [
+        Mount("/etc/resolv.conf", "bind", Path.Combine(sandbox.Dir, "resolv.conf"), "rbind", "ro", "nosuid", "nodev", "noexec"),
+        Mount("/etc/hostname", "bind", Path.Combine(sandbox.Dir, "hostname"), "rbind", "ro", "nosuid", "nodev", "noexec"),
+    ];
 
     internal static JsonObject Mount(string destination, string type, string source, params string[] options) => new()
     {
