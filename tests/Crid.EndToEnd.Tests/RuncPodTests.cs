@@ -108,6 +108,19 @@ public sealed class RuncPodTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_containers_of_a_pod_share_its_dev_shm()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var (podId, sandbox) = await RunPodAsync(d, SandboxTests.Minimal("shm", NamespaceMode.Container));
+        var writer = ContainerId("writer");
+        await _runc.RunAsync(Bundle(sandbox, null, writer, ["sh", "-c", "echo shared-by-the-pod > /dev/shm/note"]), writer);
+        var reader = ContainerId("reader");
+        Assert.Equal("shared-by-the-pod", (await _runc.RunAsync(Bundle(sandbox, null, reader, ["cat", "/dev/shm/note"]), reader)).Trim());
+        await RemovePodAsync(d, podId);
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(d.Dir, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task With_pid_POD_a_container_sees_its_pods_infra_as_pid_1_and_the_other_containers()
     {
         await using var d = await DaemonProcess.StartAsync();

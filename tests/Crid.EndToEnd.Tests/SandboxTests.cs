@@ -113,7 +113,9 @@ public sealed class SandboxTests
         Assert.Equal(Path.Combine(dir, "resolv.conf"), mounts["/etc/resolv.conf"].GetProperty("source").GetString());
         Assert.Contains("ro", mounts["/etc/resolv.conf"].GetProperty("options").EnumerateArray().Select(o => o.GetString()));
         Assert.Equal(Path.Combine(dir, "hostname"), mounts["/etc/hostname"].GetProperty("source").GetString());
-        Assert.Equal("tmpfs", mounts["/dev/shm"].GetProperty("type").GetString());
+        // The pod's one /dev/shm tmpfs, bound into each container so they share it.
+        Assert.Equal(Path.Combine(dir, "shm"), mounts["/dev/shm"].GetProperty("source").GetString());
+        Assert.Contains(Path.Combine(dir, "shm"), File.ReadAllLines("/proc/self/mountinfo").Where(l => l.Contains(" - tmpfs ")).Select(l => l.Split(' ')[4]));
         Assert.Equal("nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local\noptions ndots:5\n",
             File.ReadAllText(Path.Combine(dir, "resolv.conf")));
         Assert.Equal("nginx-host\n", File.ReadAllText(Path.Combine(dir, "hostname")));

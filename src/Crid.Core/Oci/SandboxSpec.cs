@@ -95,10 +95,11 @@ public static class SandboxSpec
         mounts.Add((JsonNode)(userns && ns.Network == NamespaceMode.Node
             ? Mount("/sys", "bind", "/sys", "rbind", "ro", "nosuid", "noexec", "nodev")
             : Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro")));
-        // The host's /dev/shm belongs with the host's ipc namespace; a pod of its own gets its own tmpfs.
+        // The host's /dev/shm belongs with the host's ipc namespace; a pod of its own gets the pod's tmpfs,
+        // mounted once on the host (PodShm) so that every container of the pod shares it.
         mounts.Add((JsonNode)(ns.Ipc == NamespaceMode.Node
             ? Mount("/dev/shm", "bind", "/dev/shm", "rbind", "nosuid", "noexec", "nodev")
-            : Mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k")));
+            : Mount("/dev/shm", "bind", sandbox.ShmPath, "rbind", "nosuid", "noexec", "nodev")));
         foreach (var file in PodFileMounts(sandbox))
             mounts.Add((JsonNode)file);
         return mounts;

@@ -49,6 +49,11 @@ public sealed class Sandbox
 
     public string SpecPath => Path.Combine(Dir, "config.json");
 
+    /// <summary>The pod's /dev/shm tmpfs, mounted while the sandbox is ready and its ipc namespace is its own.</summary>
+    public string ShmPath => Path.Combine(Dir, "shm");
+
+    public bool HasOwnShm => NamespaceOptions.Ipc != NamespaceMode.Node;
+
     public NamespaceOption NamespaceOptions =>
         Config.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption();
 }

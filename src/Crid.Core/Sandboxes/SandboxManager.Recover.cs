@@ -29,7 +29,7 @@ public sealed partial class SandboxManager
             catch (Exception e) when (e is IOException or FormatException)
             {
                 SandboxLog.BrokenSandboxRemoved(_log, dir, e is FileNotFoundException ? "no sandbox record" : e.Message);
-                Directory.Delete(dir, recursive: true);
+                DeleteSandboxDir(dir);
                 continue;
             }
             foreach (var path in sandbox.Pins.Values)

@@ -24,8 +24,7 @@ public sealed partial class SandboxManager
             // The record goes first: a crash in the middle leaves a folder without a record, which the
             // next start deletes, never a record whose files are half gone.
             File.Delete(Path.Combine(sandbox.Dir, SandboxRecord.FileName));
-            if (Directory.Exists(sandbox.Dir))
-                Directory.Delete(sandbox.Dir, recursive: true);
+            DeleteSandboxDir(sandbox.Dir);
             sandbox.Removed = true;
             _store.Remove(sandbox);
             _store.ReleaseName(sandbox.Name, sandbox.Id);

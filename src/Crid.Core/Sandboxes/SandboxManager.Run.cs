@@ -78,7 +78,13 @@ public sealed partial class SandboxManager
 
             step = "write the sandbox files";
             Directory.CreateDirectory(sandbox.Dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            undo.Push(("delete the sandbox folder", () => Directory.Delete(sandbox.Dir, recursive: true)));
+            undo.Push(("delete the sandbox folder", () => DeleteSandboxDir(sandbox.Dir)));
+            if (sandbox.HasOwnShm)
+            {
+                step = "mount the pod's /dev/shm";
+                PodShm.Mount(sandbox.ShmPath);
+            }
+            step = "write the sandbox files";
             WriteFiles(sandbox);
 
             _store.Add(sandbox);
@@ -199,6 +205,17 @@ public sealed partial class SandboxManager
         if (dns.Options.Count > 0)
             text.Append("options ").AppendJoin(' ', dns.Options).Append('\n');
         return Encoding.UTF8.GetBytes(text.ToString());
+    }
+
+    /// <summary>
+    /// Deletes a sandbox's folder, unmounting its /dev/shm first: a recursive delete would otherwise
+    /// empty the live tmpfs of a pod and then fail on the mount point.
+    /// </summary>
+    internal static void DeleteSandboxDir(string dir)
+    {
+        PodShm.Unmount(Path.Combine(dir, "shm"));
+        if (Directory.Exists(dir))
+            Directory.Delete(dir, recursive: true);
     }
 
     private static void RemovePins(IEnumerable<string> paths)

@@ -42,6 +42,8 @@ public sealed partial class SandboxManager
             if (sandbox.Pins.TryGetValue(type, out var path))
                 PinnedNamespace.FromPath(path).Remove();
         }
+        if (sandbox.HasOwnShm)
+            PodShm.Unmount(sandbox.ShmPath);
         if (sandbox.State == SandboxState.NotReady && sandbox.InfraPid == 0 && !detached)
             return;
         sandbox.State = SandboxState.NotReady;
