@@ -53,7 +53,25 @@ internal static class HostPreparation
         }
         catch (IOException)
         {
-            throw new StartupException($"another crid daemon is using the state dir {options.StateDir}");
+            // A helper child of a daemon killed mid-Run still holds the lock (see OrphanHelpers);
+            // once it is killed, the kernel drops the lock when it exits.
+            if (OrphanHelpers.Kill(Path.GetFullPath(path)).Count == 0)
+                throw new StartupException($"another crid daemon is using the state dir {options.StateDir}");
+        }
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (attempt < 200)
+            {
+                Thread.Sleep(10);
+            }
+            catch (IOException)
+            {
+                throw new StartupException($"another crid daemon is using the state dir {options.StateDir}");
+            }
         }
     }
 
