@@ -8,7 +8,7 @@ public sealed partial class SandboxManager
     /// <summary>
     /// Rebuilds the store after a (re)start: every record is loaded, READY only while its pins are
     /// still mounted; names are reserved again; folders without a record (a Run or Remove cut short)
-    /// are deleted; and crid pins that no record knows are removed, each with a log line.
+    /// are deleted, and so are temporary files of interrupted writes; and crid pins that no record knows are removed, each with a log line.
     /// </summary>
     public void Recover()
     {
@@ -32,6 +32,11 @@ public sealed partial class SandboxManager
                 Directory.Delete(dir, recursive: true);
                 continue;
             }
+            // A write cut short by the crash leaves its temporary file behind (AtomicFiles writes
+            // ".<name>.tmp-…" and renames it); the target still has its old content, so the
+            // temporary is only litter.
+            foreach (var tmp in Directory.EnumerateFiles(dir, ".*.tmp-*"))
+                File.Delete(tmp);
             foreach (var path in sandbox.Pins.Values)
                 known.Add(path);
             if (sandbox.State == SandboxState.Ready && !StillPinned(sandbox))
