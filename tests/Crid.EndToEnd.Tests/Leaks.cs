@@ -77,6 +77,29 @@ internal static class Leaks
         return found;
     }
 
+    /// <summary>
+    /// Live child processes of <paramref name="pid"/> ("pid (comm)"): a daemon with no pod sharing a pid
+    /// namespace has none, neither infra process nor helper child.
+    /// </summary>
+    public static List<string> ChildrenOf(int pid)
+    {
+        var found = new List<string>();
+        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), out var child))
+                continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(proc, "stat"));
+                var rest = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                if (rest[0] != "Z" && int.Parse(rest[1]) == pid)
+                    found.Add($"{child} {stat[..(stat.LastIndexOf(')') + 1)]}");
+            }
+            catch (IOException) { }
+        }
+        return found;
+    }
+
     /// <summary>The daemon's reserved sandbox names, as Status verbose reports them.</summary>
     public static async Task<Dictionary<string, string>> ReservedNamesAsync(DaemonProcess d)
     {
