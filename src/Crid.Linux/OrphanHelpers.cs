@@ -1,7 +1,7 @@
 namespace Crid.Linux;
 
 /// <summary>
-/// Finds and kills helper children left by a daemon that died (SIGKILL, OOM) in the middle of a
+/// Finds and kills processes left by a daemon that died (SIGKILL, OOM) in the middle of a
 /// RunPodSandbox. A helper is a clone(2) of the daemon running pause(); it cannot be given a parent
 /// death signal (the kernel clears pdeath_signal in every new task, and the helper runs no code of
 /// ours that could set it), so it outlives the daemon. It holds a copy of every descriptor the
@@ -29,6 +29,41 @@ public static class OrphanHelpers
         {
             if (Status(pid, "Threads") == 1 && !holders.Contains(Status(pid, "PPid")) && Interop.Kill(pid, Interop.SIGKILL) == 0)
                 killed.Add(pid);
+        }
+
+        return killed;
+    }
+
+    /// <summary>
+    /// SIGKILLs every init of a child pid namespace living in the namespace <paramref name="pin"/>
+    /// holds: the infra process of a Run that a kill cut short after the infra process was spawned
+    /// but before its pid namespace was pinned, so nothing else leads to it. Killing a pid
+    /// namespace's init kills the whole namespace (pid_namespaces(7)). Returns their pids.
+    /// </summary>
+    public static IReadOnlyList<int> KillInfraIn(PinnedNamespace pin)
+    {
+        ArgumentNullException.ThrowIfNull(pin);
+        var killed = new List<int>();
+        if (pin.Type is not ("net" or "ipc" or "uts") || !pin.IsMounted)
+            return killed;
+        var target = $"{pin.Type}:[{pin.Inode}]";
+        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), out var pid) || pid == Environment.ProcessId)
+                continue;
+            try
+            {
+                if (new FileInfo($"{proc}/ns/{pin.Type}").LinkTarget != target)
+                    continue;
+                var nspid = File.ReadLines($"{proc}/status").FirstOrDefault(l => l.StartsWith("NSpid:", StringComparison.Ordinal));
+                var ids = nspid?.Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
+                if (ids is { Length: > 2 } && ids[^1] == "1" && Interop.Kill(pid, Interop.SIGKILL) == 0)
+                    killed.Add(pid);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Gone meanwhile.
+            }
         }
 
         return killed;

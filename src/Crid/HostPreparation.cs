@@ -64,7 +64,7 @@ internal static class HostPreparation
             {
                 return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             }
-            catch (IOException) when (attempt < 200)
+            catch (IOException) when (attempt < 1000)
             {
                 Thread.Sleep(10);
             }

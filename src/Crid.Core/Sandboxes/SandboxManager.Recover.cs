@@ -68,6 +68,10 @@ public sealed partial class SandboxManager
                 continue;
             if (pin.Type == "pid")
                 KillPidNamespace(pin);
+            // The infra process is born in the pod's uts (and net, ipc) namespace: a Run killed before
+            // the pid pin was mounted left it with no other trace.
+            foreach (var pid in OrphanHelpers.KillInfraIn(pin))
+                SandboxLog.OrphanInfraKilled(_log, pid, pin.Path);
             pin.Remove();
             SandboxLog.OrphanPinRemoved(_log, pin.Path);
         }
