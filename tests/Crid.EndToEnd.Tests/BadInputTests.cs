@@ -186,6 +186,7 @@ public sealed class BadInputTests(BadInputDaemon fixture) : IClassFixture<BadInp
             ["run: net sysctl on the host network"] = new(Invalid, Run(Sysctl("net.core.somaxconn", "1", n => n.Network = NamespaceMode.Node)), "network namespace"),
             ["run: ipc sysctl on the host ipc"] = new(Invalid, Run(Sysctl("kernel.shmmax", "1", n => n.Ipc = NamespaceMode.Node)), "ipc namespace"),
             ["run: sysctl value the kernel rejects"] = new(Invalid, Run(Sysctl("net.core.somaxconn", "abc")), "somaxconn"),
+            ["run: sysctl value the kernel takes only part of"] = new(Invalid, Run(Sysctl("kernel.msgmax", "1 2 3 4")), "only part"),
             ["run: hostname of 65 bytes"] = new(Invalid, Run(c => c.Hostname = new string('h', 65)), "config.hostname"),
             ["run: hostname with /"] = new(Invalid, Run(c => c.Hostname = "a/b"), "config.hostname"),
             ["run: label over 4096 bytes"] = new(Invalid, Run(c => c.Labels["big"] = new string('v', 4094)), "config.labels"),

@@ -130,6 +130,48 @@ public sealed class CrashTests(ITestOutputHelper output)
         Assert.DoesNotContain("failed unexpectedly", d.Stderr);
     }
 
+    [Fact]
+    public async Task A_leftover_single_threaded_holder_of_the_state_lock_is_killed_but_a_live_daemon_is_not()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        await d.StopAsync();
+        // What a helper child of a killed daemon looks like from outside: one thread, the lock held,
+        // a parent that does not hold it. flock(1) with --close keeps the lock in flock itself only.
+        var sleeper = 0;
+        var holder = System.Diagnostics.Process.Start("flock", ["--close", Path.Combine(d.StateDir, "crid.lock"), "sleep", "600"])!;
+        try
+        {
+            for (var i = 0; i < 200 && !File.ReadAllText("/proc/locks").Contains($" {holder.Id} "); i++)
+                await Task.Delay(10);
+            for (var i = 0; i < 200 && sleeper == 0; i++)
+            {
+                sleeper = Leaks.ChildrenOf(holder.Id).Select(c => int.Parse(c.Split(' ')[0])).FirstOrDefault();
+                await Task.Delay(10);
+            }
+            await d.RestartAsync();
+            Assert.True(holder.WaitForExit(5000), "the stale holder of the lock was not killed");
+
+            // A second daemon on the same state dir must fail, and must not kill the live one.
+            using var second = DaemonProcess.Launch([.. d.DefaultArgs().Select(a => a == d.Socket ? d.Socket + "2" : a)]);
+            Assert.True(second.WaitForExit(20_000));
+            Assert.NotEqual(0, second.ExitCode);
+            Assert.False(d.Process.HasExited);
+            await d.Runtime.VersionAsync(new VersionRequest());
+        }
+        finally
+        {
+            if (!holder.HasExited)
+                holder.Kill();
+            holder.Dispose();
+            // flock's child, orphaned when flock was killed.
+            if (sleeper != 0)
+            {
+                try { Signals.Send(sleeper, Signals.SIGKILL); }
+                catch (InvalidOperationException) { }
+            }
+        }
+    }
+
     /// <summary>With the daemon dead: every record on disk parses (writes are atomic); folders without one are a Run or Remove cut short.</summary>
     private static void AssertRecordsWhole(DaemonProcess d)
     {
