@@ -55,8 +55,11 @@ internal static class HostPreparation
         {
             // A helper child of a daemon killed mid-Run still holds the lock (see OrphanHelpers);
             // once it is killed, the kernel drops the lock when it exits.
-            if (OrphanHelpers.Kill(Path.GetFullPath(path)).Count == 0)
+            var killed = OrphanHelpers.Kill(Path.GetFullPath(path));
+            if (killed.Count == 0)
                 throw new StartupException($"another crid daemon is using the state dir {options.StateDir}");
+            // Logging is not set up yet: one line on stderr, as the start-up errors are.
+            Console.Error.WriteLine($"crid: killed {killed.Count} helper process(es) of a previous daemon still holding {path}: {string.Join(", ", killed)}");
         }
         for (var attempt = 0; ; attempt++)
         {
