@@ -172,6 +172,49 @@ public sealed class CrashTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task An_infra_process_whose_pid_pin_never_existed_is_killed_at_start()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        await d.StopAsync();
+        // What a Run killed between the infra spawn and the pid pin leaves: the pod's pins, no record,
+        // an infra process living in them, and no pid pin leading to it.
+        var pinned = Crid.Linux.PodNamespaces.Create(new Crid.Linux.PodNamespacesRequest
+        {
+            NamespacesDir = d.NamespacesDir,
+            Namespaces = [new("net", false), new("ipc", false), new("uts", false)],
+            Hostname = "orphan",
+        });
+        var infra = Crid.Linux.InfraProcess.Start(new Crid.Linux.InfraRequest
+        {
+            NamespacesDir = d.NamespacesDir,
+            Uuid = pinned.Uuid,
+            Executable = RepoPaths.Daemon,
+            Args = ["crid-pause", "pause"],
+            NetNsPath = pinned.Get("net")!.Path,
+            IpcNsPath = pinned.Get("ipc")!.Path,
+            UtsNsPath = pinned.Get("uts")!.Path,
+        });
+        try
+        {
+            infra.Pin.Remove();
+            Assert.False(SandboxTests.IsGoneOrZombie(infra.Pid));
+
+            await d.RestartAsync();
+            Assert.True(SandboxTests.IsGoneOrZombie(infra.Pid), "the orphaned infra process still runs");
+            Assert.Empty(Cleanup.NsfsMountsUnder(d.Dir));
+            Assert.Empty(Leaks.PinFiles(d.NamespacesDir));
+            Assert.Contains($"killed process {infra.Pid}", d.Stderr);
+        }
+        finally
+        {
+            // This test process is its parent: reap it (a no-op kill if the daemon did its job).
+            Crid.Linux.HelperChild.KillAndReap(infra.Pid);
+            foreach (var pin in pinned.Pins)
+                pin.Remove();
+        }
+    }
+
     /// <summary>With the daemon dead: every record on disk parses (writes are atomic); folders without one are a Run or Remove cut short.</summary>
     private static void AssertRecordsWhole(DaemonProcess d)
     {
