@@ -215,6 +215,21 @@ public sealed class CrashTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task A_test_that_fails_before_removing_its_pods_leaves_no_infra_process()
+    {
+        var d = await DaemonProcess.StartAsync();
+        var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("left") })).PodSandboxId;
+        var status = await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true });
+        using var info = System.Text.Json.JsonDocument.Parse(status.Info["info"]);
+        var pid = info.RootElement.GetProperty("infraPid").GetInt32();
+        await d.DisposeAsync();
+        for (var i = 0; i < 200 && !SandboxTests.IsGoneOrZombie(pid); i++)
+            await Task.Delay(10);
+        Assert.True(SandboxTests.IsGoneOrZombie(pid), "the last-resort cleanup left the infra process running");
+        Assert.Empty(Cleanup.NsfsMountsUnder(d.Dir));
+    }
+
     /// <summary>With the daemon dead: every record on disk parses (writes are atomic); folders without one are a Run or Remove cut short.</summary>
     private static void AssertRecordsWhole(DaemonProcess d)
     {

@@ -100,6 +100,25 @@ internal static class Leaks
         return found;
     }
 
+    /// <summary>Processes that are PID 1 of a pid namespace of their own and live in one of the given namespaces.</summary>
+    public static List<int> PidNamespaceInitsIn(IReadOnlySet<string> namespaces)
+    {
+        var found = new List<int>();
+        foreach (var entry in ProcessesIn(namespaces))
+        {
+            var pid = int.Parse(entry.Split(' ')[0]);
+            try
+            {
+                var nspid = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("NSpid:", StringComparison.Ordinal));
+                var ids = nspid?.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
+                if (ids is { Length: > 2 } && ids[^1] == "1")
+                    found.Add(pid);
+            }
+            catch (IOException) { }
+        }
+        return found;
+    }
+
     /// <summary>The daemon's reserved sandbox names, as Status verbose reports them.</summary>
     public static async Task<Dictionary<string, string>> ReservedNamesAsync(DaemonProcess d)
     {
