@@ -6,4 +6,5 @@ namespace Crid.Server;
 /// <summary>Source-generated JSON so the daemon stays trimmable and NativeAOT-friendly.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.KebabCaseLower, WriteIndented = false)]
 [JsonSerializable(typeof(CridOptions))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
 internal sealed partial class ServerJson : JsonSerializerContext;

@@ -2,6 +2,7 @@ using Crid.Core.Configuration;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
 using Crid.Server.Services;
+using Runtime.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
@@ -23,6 +24,10 @@ public static class ServerSetup
             // kubelet sends large ListPodSandbox/ListContainers answers' requests rarely; keep the gRPC default limits.
             o.EnableDetailedErrors = false;
         });
+        // Unparseable requests are InvalidArgument, not Unknown: see StrictRequestParsing.
+        services.RemoveDefaultMethodProvider();
+        services.AddStrictRequestParsing<CriRuntimeService>(RuntimeService.BindService);
+        services.AddStrictRequestParsing<CriImageService>(ImageService.BindService);
         return services;
     }
 

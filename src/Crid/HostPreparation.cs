@@ -53,7 +53,28 @@ internal static class HostPreparation
         }
         catch (IOException)
         {
-            throw new StartupException($"another crid daemon is using the state dir {options.StateDir}");
+            // A helper child of a daemon killed mid-Run still holds the lock (see OrphanHelpers);
+            // once it is killed, the kernel drops the lock when it exits.
+            var killed = OrphanHelpers.Kill(Path.GetFullPath(path));
+            if (killed.Count == 0)
+                throw new StartupException($"another crid daemon is using the state dir {options.StateDir}");
+            // Logging is not set up yet: one line on stderr, as the start-up errors are.
+            Console.Error.WriteLine($"crid: killed {killed.Count} helper process(es) of a previous daemon still holding {path}: {string.Join(", ", killed)}");
+        }
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (attempt < 1000)
+            {
+                Thread.Sleep(10);
+            }
+            catch (IOException)
+            {
+                throw new StartupException($"another crid daemon is using the state dir {options.StateDir}");
+            }
         }
     }
 

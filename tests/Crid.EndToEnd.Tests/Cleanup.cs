@@ -27,6 +27,13 @@ internal static class Cleanup
     /// </summary>
     public static async Task RemoveTreeAsync(string dir, string namespacesDir)
     {
+        // Pods outlive their daemon by design: a test that failed before removing its sandboxes
+        // leaves their infra processes running, found through the namespaces still pinned here.
+        foreach (var pid in Leaks.PidNamespaceInitsIn(Leaks.NsfsRoots(dir)))
+        {
+            try { Signals.Send(pid, Signals.SIGKILL); }
+            catch (InvalidOperationException) { }
+        }
         foreach (var mount in NsfsMountsUnder(dir))
         {
             using var p = Process.Start("umount", ["-l", mount]);

@@ -132,7 +132,11 @@ internal sealed class DaemonProcess : IAsyncDisposable
         var p = Process;
         if (!p.HasExited)
             p.Kill();
-        await p.WaitForExitAsync();
+        // Not WaitForExitAsync: it also waits for EOF on stdout/stderr, which never comes while
+        // anything that inherited them (a leaked child) lives; the tests must see that, not hang.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (!p.HasExited)
+            await Task.Delay(5, cts.Token);
     }
 
     public async ValueTask DisposeAsync()

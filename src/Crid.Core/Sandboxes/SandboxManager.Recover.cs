@@ -8,7 +8,7 @@ public sealed partial class SandboxManager
     /// <summary>
     /// Rebuilds the store after a (re)start: every record is loaded, READY only while its pins are
     /// still mounted; names are reserved again; folders without a record (a Run or Remove cut short)
-    /// are deleted; and crid pins that no record knows are removed, each with a log line.
+    /// are deleted, and so are temporary files of interrupted writes; and crid pins that no record knows are removed, each with a log line.
     /// </summary>
     public void Recover()
     {
@@ -32,6 +32,11 @@ public sealed partial class SandboxManager
                 DeleteSandboxDir(dir);
                 continue;
             }
+            // A write cut short by the crash leaves its temporary file behind (AtomicFiles writes
+            // ".<name>.tmp-…" and renames it); the target still has its old content, so the
+            // temporary is only litter.
+            foreach (var tmp in Directory.EnumerateFiles(dir, ".*.tmp-*"))
+                File.Delete(tmp);
             foreach (var path in sandbox.Pins.Values)
                 known.Add(path);
             if (sandbox.State == SandboxState.Ready && !StillPinned(sandbox))
@@ -63,6 +68,10 @@ public sealed partial class SandboxManager
                 continue;
             if (pin.Type == "pid")
                 KillPidNamespace(pin);
+            // The infra process is born in the pod's uts (and net, ipc) namespace: a Run killed before
+            // the pid pin was mounted left it with no other trace.
+            foreach (var pid in OrphanHelpers.KillInfraIn(pin))
+                SandboxLog.OrphanInfraKilled(_log, pid, pin.Path);
             pin.Remove();
             SandboxLog.OrphanPinRemoved(_log, pin.Path);
         }

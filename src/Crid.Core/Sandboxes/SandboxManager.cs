@@ -33,7 +33,8 @@ public sealed partial class SandboxManager
 
     public int Count => _store.Count;
 
-    internal IReadOnlyDictionary<string, string> ReservedNames() => _store.ReservedNames();
+    /// <summary>Reserved sandbox names and the id holding each.</summary>
+    public IReadOnlyDictionary<string, string> ReservedNames() => _store.ReservedNames();
 
     /// <summary>The sandbox for an id or unique id prefix; NotFound when there is none.</summary>
     public Sandbox Get(string idOrPrefix) =>

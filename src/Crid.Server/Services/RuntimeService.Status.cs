@@ -16,6 +16,9 @@ internal sealed partial class CriRuntimeService
         {
             response.Info["config"] = JsonSerializer.Serialize(options, ServerJson.Default.CridOptions);
             response.Info["podCIDR"] = sandboxes.Network.PodCidr;
+            // Names held by live sandboxes or by a Run in flight: a failed Run must release its name,
+            // and this is where an operator (or a test) can see that it did.
+            response.Info["reservedNames"] = JsonSerializer.Serialize(new Dictionary<string, string>(sandboxes.ReservedNames()), ServerJson.Default.DictionaryStringString);
         }
         return Task.FromResult(response);
     }
