@@ -65,7 +65,7 @@ public sealed partial class SandboxManager
                 Id = id,
                 Name = name,
                 Config = config,
-                CreatedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1_000_000 + Random.Shared.Next(1_000_000),
+                CreatedAt = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100,
                 RuntimeHandler = request.RuntimeHandler,
                 Hostname = hostname,
                 Uuid = pinned.Uuid,

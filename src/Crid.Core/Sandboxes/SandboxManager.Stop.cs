@@ -9,7 +9,13 @@ public sealed partial class SandboxManager
     /// be forcibly terminated. ... This call is idempotent, and must not return an error if all relevant
     /// resources have already been reclaimed." So an unknown id and a second Stop both succeed.
     /// </summary>
-    public async Task StopAsync(string idOrPrefix)
+    public Task StopAsync(string idOrPrefix) => UnderLockAsync(idOrPrefix, StopLocked);
+
+    /// <summary>
+    /// Runs <paramref name="action"/> on the sandbox under its lock; an unknown id, or a sandbox removed
+    /// while the caller waited for the lock, is nothing to do (Stop and Remove are idempotent).
+    /// </summary>
+    private async Task UnderLockAsync(string idOrPrefix, Action<Sandbox> action)
     {
         var sandbox = _store.Find(idOrPrefix);
         if (sandbox is null)
@@ -17,9 +23,8 @@ public sealed partial class SandboxManager
         await sandbox.Lock.WaitAsync().ConfigureAwait(false);
         try
         {
-            if (sandbox.Removed)
-                return;
-            StopLocked(sandbox);
+            if (!sandbox.Removed)
+                action(sandbox);
         }
         finally
         {
