@@ -31,6 +31,11 @@ test: test-deps build
 	 awk '/(Passed|Failed)! +- +Failed:/ { gsub(",",""); f+=$$5; p+=$$7; s+=$$9 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' $(OUT)/test.log; \
 	 exit $$rc
 
+# The benchmark against the daemon `make build` just published; BENCH_ARGS=--quick for a short pass.
+bench: build
+	$(DOTNET) build src/Crid.Bench/Crid.Bench.csproj -c $(CONFIGURATION) --nologo -v quiet
+	$(DOTNET) src/Crid.Bench/bin/$(CONFIGURATION)/net10.0/Crid.Bench.dll --daemon $(OUT)/crid --json $(OUT)/bench.json $(BENCH_ARGS)
+
 install: build
 	install -D -m 0755 $(OUT)/crid $(DESTDIR)$(PREFIX)/bin/crid
 	install -D -m 0644 packaging/crid.service $(DESTDIR)/etc/systemd/system/crid.service
