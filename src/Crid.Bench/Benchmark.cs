@@ -7,6 +7,12 @@ namespace Crid.Bench;
 internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorDir, Progress progress, CancellationToken ct)
 {
     private readonly Report _report = new();
+
+    /// <summary>
+    /// No call may hang the run: a stuck call fails it with DeadlineExceeded and the daemon's last
+    /// lines (a ListPodSandbox over 1,000 sandboxes once waited forever here, see docs/benchmark.md).
+    /// </summary>
+    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
     private long _peakKiB;
 
     public async Task<Report> RunAsync()
@@ -65,7 +71,7 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         {
             var stubs = channels.Select(c => new RuntimeService.RuntimeServiceClient(c)).ToArray();
             // Connections are made before the clock starts: a kubelet keeps its connection open.
-            await Task.WhenAll(stubs.Select(s => s.VersionAsync(new VersionRequest()).ResponseAsync));
+            await Task.WhenAll(stubs.Select(s => s.VersionAsync(new VersionRequest(), deadline: Deadline, cancellationToken: ct).ResponseAsync));
             var calls = new LifecycleSamples();
             var next = 0;
             var phase = $"{clients} client(s)";
@@ -154,7 +160,7 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         for (var i = 0; i < plan.ListCalls + 3; i++)
         {
             var t0 = Stopwatch.GetTimestamp();
-            var items = (await client.ListPodSandboxAsync(new ListPodSandboxRequest(), cancellationToken: ct)).Items;
+            var items = (await client.ListPodSandboxAsync(new ListPodSandboxRequest(), deadline: Deadline, cancellationToken: ct)).Items;
             var ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             var ready = items.Count(p => p.State == PodSandboxState.SandboxReady);
             if (items.Count != expected || ready != expected)
@@ -171,7 +177,7 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         var ids = new List<string>(n);
         await InParallelAsync(n, phase, async client =>
         {
-            var id = (await client.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pods.Next() }, cancellationToken: ct)).PodSandboxId;
+            var id = (await client.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pods.Next() }, deadline: Deadline, cancellationToken: ct)).PodSandboxId;
             lock (ids)
                 ids.Add(id);
         });
@@ -185,8 +191,8 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         {
             if (!queue.TryDequeue(out var id))
                 throw new InvalidOperationException("more removals than sandboxes");
-            await client.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id }, cancellationToken: ct);
-            await client.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }, cancellationToken: ct);
+            await client.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id }, deadline: Deadline, cancellationToken: ct);
+            await client.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }, deadline: Deadline, cancellationToken: ct);
         });
     }
 
@@ -219,15 +225,15 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
     private async Task LifecycleAsync(RuntimeService.RuntimeServiceClient client, LifecycleSamples samples)
     {
         var t0 = Stopwatch.GetTimestamp();
-        var id = (await client.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pods.Next() }, cancellationToken: ct)).PodSandboxId;
+        var id = (await client.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pods.Next() }, deadline: Deadline, cancellationToken: ct)).PodSandboxId;
         var t1 = Stopwatch.GetTimestamp();
-        var status = await client.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id }, cancellationToken: ct);
+        var status = await client.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id }, deadline: Deadline, cancellationToken: ct);
         var t2 = Stopwatch.GetTimestamp();
         if (status.Status.State != PodSandboxState.SandboxReady)
             throw new InvalidOperationException($"sandbox {id} is {status.Status.State} right after RunPodSandbox");
-        await client.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id }, cancellationToken: ct);
+        await client.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id }, deadline: Deadline, cancellationToken: ct);
         var t3 = Stopwatch.GetTimestamp();
-        await client.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }, cancellationToken: ct);
+        await client.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }, deadline: Deadline, cancellationToken: ct);
         var t4 = Stopwatch.GetTimestamp();
         samples.Run.Add(Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds);
         samples.Status.Add(Stopwatch.GetElapsedTime(t1, t2).TotalMilliseconds);

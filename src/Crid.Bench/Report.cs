@@ -23,10 +23,16 @@ internal sealed class Report
         ["cpu"] = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown",
         ["dotnet"] = RuntimeInformation.FrameworkDescription,
         ["daemon"] = daemon,
-        // A framework-dependent apphost has its IL beside it; a NativeAOT binary is alone.
-        ["daemon_build"] = File.Exists(Path.Combine(Path.GetDirectoryName(daemon)!, "crid.dll")) ? "JIT" : "AOT",
+        ["daemon_build"] = IsAppHost(daemon) ? "JIT" : "AOT",
         ["loadavg_start"] = loadavg,
     };
+
+    /// <summary>
+    /// A framework-dependent apphost loads the runtime through libhostfxr.so and names it; a NativeAOT
+    /// binary carries its runtime and never does. (A crid.dll beside it could be a stale leftover.)
+    /// </summary>
+    private static bool IsAppHost(string binary) =>
+        File.ReadAllBytes(binary).AsSpan().IndexOf("libhostfxr.so"u8) >= 0;
 
     public static string LoadAverage() => string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
 
