@@ -62,6 +62,10 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         var (create, remove) = Crid.Bench.Floor.Measure(floorDir, plan.FloorIterations, plan.Warmup, progress);
         _report.Figures["floor_create_p50_ms"] = create.P50;
         _report.Figures["floor_remove_p50_ms"] = remove.P50;
+        var core = InProcess.Measure(Path.Combine(floorDir, "manager"), plan.FloorIterations, plan.Warmup, progress);
+        _report.Figures["inprocess_run_p50_ms"] = core.Run.P50;
+        _report.Figures["inprocess_stop_p50_ms"] = core.Stop.P50;
+        _report.Figures["inprocess_remove_p50_ms"] = core.Remove.P50;
     }
 
     private async Task ConcurrentAsync(int clients)

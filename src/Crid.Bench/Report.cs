@@ -52,6 +52,9 @@ internal sealed class Report
             Row($"{name} (sequential)", Ms($"{call}_p50_ms"), Ms($"{call}_p90_ms"), Ms($"{call}_p99_ms"));
         Row("floor: PodNamespaces.Create in-process", Ms("floor_create_p50_ms"), "", "");
         Row("floor: Remove() of each pin in-process", Ms("floor_remove_p50_ms"), "", "");
+        Row("in-process SandboxManager.Run", Ms("inprocess_run_p50_ms"), "", "");
+        Row("in-process SandboxManager.StopAsync", Ms("inprocess_stop_p50_ms"), "", "");
+        Row("in-process SandboxManager.RemoveAsync", Ms("inprocess_remove_p50_ms"), "", "");
         Row("ratio RunPodSandbox / floor create", Ms("ratio_run_to_floor_create"), "", "");
         Row("ratio StopPodSandbox / floor remove", Ms("ratio_stop_to_floor_remove"), "", "");
         foreach (var key in f.Keys.Where(k => k.StartsWith('c') && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
