@@ -43,7 +43,7 @@ test-deps:
 
 test: test-deps build
 	@set -o pipefail; $(DOTNET) test Cri.sln -c $(CONFIGURATION) --nologo 2>&1 | tee $(OUT)/test.log; rc=$$?; \
-	 awk '/(Passed|Failed)! +- +Failed:/ { gsub(",",""); f+=$$5; p+=$$7; s+=$$9 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' $(OUT)/test.log; \
+	 awk '/(Passed|Failed)! +- +Failed:/ { gsub(",",""); f+=$$4; p+=$$6; s+=$$8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' $(OUT)/test.log; \
 	 exit $$rc
 
 # The benchmark against the daemon `make build` just published; BENCH_ARGS=--quick for a short pass.
