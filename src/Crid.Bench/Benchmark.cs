@@ -66,6 +66,9 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         _report.Figures["inprocess_run_p50_ms"] = core.Run.P50;
         _report.Figures["inprocess_stop_p50_ms"] = core.Stop.P50;
         _report.Figures["inprocess_remove_p50_ms"] = core.Remove.P50;
+        var files = SandboxFiles.Measure(Path.Combine(floorDir, "files"), plan.FloorIterations / 2, progress);
+        _report.Figures["files_atomic_p50_ms"] = files.Atomic.P50;
+        _report.Figures["files_fsync_p50_ms"] = files.Durable.P50;
     }
 
     private async Task ConcurrentAsync(int clients)

@@ -41,20 +41,22 @@ internal sealed class Report
         var f = Figures;
         var t = new StringBuilder();
         string Ms(string key) => f.TryGetValue(key, out var v) || Derived.TryGetValue(key, out v) ? v.ToString("F2", CultureInfo.InvariantCulture) : "-";
-        void Row(string a, string b, string c, string d) => t.AppendLine(CultureInfo.InvariantCulture, $"| {a,-44} | {b,9} | {c,9} | {d,9} |");
+        void Row(string a, string b, string c, string d) => t.AppendLine(CultureInfo.InvariantCulture, $"| {a,-48} | {b,9} | {c,9} | {d,9} |");
 
         t.AppendLine(CultureInfo.InvariantCulture, $"crid benchmark: {Machine["cores"]} cores, {Machine["cpu"]}, kernel {Machine["kernel"]}, {Machine["dotnet"]}, daemon {Machine["daemon_build"]}");
         t.AppendLine(CultureInfo.InvariantCulture, $"load average at start {Machine["loadavg_start"]}, at end {Machine.GetValueOrDefault("loadavg_end", "?")}");
         t.AppendLine();
         Row("latency (ms)", "p50", "p90", "p99");
-        Row("--------------------------------------------", "---------", "---------", "---------");
+        Row("------------------------------------------------", "---------", "---------", "---------");
         foreach (var (call, name) in new[] { ("run", "RunPodSandbox"), ("status", "PodSandboxStatus"), ("stop", "StopPodSandbox"), ("remove", "RemovePodSandbox") })
             Row($"{name} (sequential)", Ms($"{call}_p50_ms"), Ms($"{call}_p90_ms"), Ms($"{call}_p99_ms"));
         Row("floor: PodNamespaces.Create in-process", Ms("floor_create_p50_ms"), "", "");
         Row("floor: Remove() of each pin in-process", Ms("floor_remove_p50_ms"), "", "");
-        Row("in-process SandboxManager.Run", Ms("inprocess_run_p50_ms"), "", "");
-        Row("in-process SandboxManager.StopAsync", Ms("inprocess_stop_p50_ms"), "", "");
-        Row("in-process SandboxManager.RemoveAsync", Ms("inprocess_remove_p50_ms"), "", "");
+        Row("in-process SandboxManager.Run (bench JIT)", Ms("inprocess_run_p50_ms"), "", "");
+        Row("in-process SandboxManager.Stop (bench JIT)", Ms("inprocess_stop_p50_ms"), "", "");
+        Row("in-process SandboxManager.Remove (bench JIT)", Ms("inprocess_remove_p50_ms"), "", "");
+        Row("sandbox files: temp + rename", Ms("files_atomic_p50_ms"), "", "");
+        Row("sandbox files: temp + fsync + rename + dir fsync", Ms("files_fsync_p50_ms"), "", "");
         Row("ratio RunPodSandbox / floor create", Ms("ratio_run_to_floor_create"), "", "");
         Row("ratio StopPodSandbox / floor remove", Ms("ratio_stop_to_floor_remove"), "", "");
         foreach (var key in f.Keys.Where(k => k.StartsWith('c') && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
@@ -64,7 +66,7 @@ internal sealed class Report
         }
         t.AppendLine();
         Row("figure", "value", "", "");
-        Row("--------------------------------------------", "---------", "", "");
+        Row("------------------------------------------------", "---------", "", "");
         foreach (var key in f.Keys.Where(k => k.StartsWith('c') && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
             Row($"lifecycles/s with {key[1..key.IndexOf('_')]} client(s)", Ms(key), "", "");
         Row("ListPodSandbox p50 (ms), all live", Ms("list_p50_ms"), "", "");

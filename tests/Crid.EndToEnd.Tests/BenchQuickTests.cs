@@ -15,7 +15,7 @@ public sealed partial class BenchQuickTests(ITestOutputHelper output)
     private static readonly string[] Expected =
     [
         "run_p50_ms", "run_p90_ms", "run_p99_ms", "status_p50_ms", "stop_p50_ms", "remove_p50_ms", "remove_p99_ms",
-        "floor_create_p50_ms", "floor_remove_p50_ms", "inprocess_run_p50_ms", "inprocess_stop_p50_ms", "inprocess_remove_p50_ms",
+        "floor_create_p50_ms", "floor_remove_p50_ms", "inprocess_run_p50_ms", "inprocess_stop_p50_ms", "inprocess_remove_p50_ms", "files_atomic_p50_ms", "files_fsync_p50_ms",
         "ratio_run_to_floor_create", "ratio_stop_to_floor_remove",
         "c1_lifecycles_per_s", "c1_run_p50_ms", "c4_lifecycles_per_s", "c4_run_p99_ms",
         "list_p50_ms", "list_recovered_p50_ms", "startup_first_ms", "startup_empty_ms", "startup_recover_ms",
