@@ -18,9 +18,12 @@ internal sealed class DaemonUnderTest : IDisposable
     private readonly Queue<string> _lastLines = new();
     private Process? _process;
 
-    public DaemonUnderTest(string binary, string dir)
+    private readonly string? _logLevel;
+
+    public DaemonUnderTest(string binary, string dir, string? logLevel = null)
     {
         _binary = binary;
+        _logLevel = logLevel;
         Dir = dir;
         Directory.CreateDirectory(Path.Combine(Dir, "run"));
         File.WriteAllText(ConfigPath, "");
@@ -53,6 +56,11 @@ internal sealed class DaemonUnderTest : IDisposable
         };
         foreach (var a in new[] { "--listen", Socket, "--state-dir", StateDir, "--namespaces-dir", NamespacesDir, "--config", ConfigPath })
             info.ArgumentList.Add(a);
+        if (_logLevel is not null)
+        {
+            info.ArgumentList.Add("--log-level");
+            info.ArgumentList.Add(_logLevel);
+        }
         using var channel = CreateChannel(Socket);
         var client = new RuntimeService.RuntimeServiceClient(channel);
         var watch = Stopwatch.StartNew();

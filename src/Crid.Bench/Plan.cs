@@ -20,14 +20,14 @@ internal sealed record Plan(
         LiveSandboxes: 50, ListCalls: 10, FloorIterations: 20, Restarts: 1);
 }
 
-internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json)
+internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json, string? LogLevel)
 {
-    public const string Usage = "usage: Crid.Bench [--quick] [--daemon PATH] [--json PATH]";
+    public const string Usage = "usage: Crid.Bench [--quick] [--daemon PATH] [--json PATH] [--log-level LEVEL]";
 
     public static Arguments Parse(string[] args)
     {
         var quick = false;
-        string? daemon = null, json = null;
+        string? daemon = null, json = null, logLevel = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -41,6 +41,10 @@ internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Js
                 case "--json" when i + 1 < args.Length:
                     json = args[++i];
                     break;
+                case "--log-level" when i + 1 < args.Length:
+                    // The daemon's; by default its own default (info), as it runs in production.
+                    logLevel = args[++i];
+                    break;
                 default:
                     throw new ArgumentException($"unknown or incomplete argument \"{args[i]}\"\n{Usage}");
             }
@@ -50,7 +54,7 @@ internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Js
         json ??= Path.Combine(root, "out", "bench.json");
         if (!File.Exists(daemon))
             throw new ArgumentException($"{daemon} is missing: run `make build` first, or give --daemon PATH");
-        return new Arguments(quick ? Plan.Quick : Plan.Full, quick, Path.GetFullPath(daemon), Path.GetFullPath(json));
+        return new Arguments(quick ? Plan.Quick : Plan.Full, quick, Path.GetFullPath(daemon), Path.GetFullPath(json), logLevel);
     }
 
     /// <summary>The folder holding Cri.sln above the bench's binary, else the current folder.</summary>

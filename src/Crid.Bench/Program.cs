@@ -28,11 +28,11 @@ internal static class Program
         };
         var progress = new Progress();
         progress.Note($"crid benchmark{(a.Quick ? " (quick)" : "")}: {a.Daemon} on {dir}");
-        var machine = Report.DescribeMachine(a.Daemon, Report.LoadAverage());
+        var machine = Report.DescribeMachine(a.Daemon, Report.LoadAverage(), a.LogLevel);
         try
         {
             Report report;
-            using (var daemon = new DaemonUnderTest(a.Daemon, Path.Combine(dir, "daemon")))
+            using (var daemon = new DaemonUnderTest(a.Daemon, Path.Combine(dir, "daemon"), a.LogLevel))
             {
                 try
                 {

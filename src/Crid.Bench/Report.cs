@@ -16,8 +16,9 @@ internal sealed class Report
 
     public Dictionary<string, string> Machine { get; } = [];
 
-    public static Dictionary<string, string> DescribeMachine(string daemon, string loadavg) => new()
+    public static Dictionary<string, string> DescribeMachine(string daemon, string loadavg, string? logLevel) => new()
     {
+        ["daemon_log_level"] = logLevel ?? "default",
         ["cores"] = Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture),
         ["kernel"] = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
         ["cpu"] = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown",
