@@ -19,7 +19,8 @@ AOT_CC = $(notdir $(shell command -v clang 2>/dev/null || ls /usr/bin/clang-[0-9
 
 build: build-deps
 	@# The other build's files would linger beside the binary (a JIT crid.dll beside an AOT crid).
-	rm -f $(OUT)/crid $(OUT)/crid.dbg $(OUT)/*.dll $(OUT)/*.pdb $(OUT)/*.runtimeconfig.json $(OUT)/*.deps.json
+	rm -rf $(OUT)/crid $(OUT)/crid.dbg $(OUT)/*.dll $(OUT)/*.pdb $(OUT)/*.runtimeconfig.json $(OUT)/*.deps.json \
+	  $(OUT)/runtimes $(OUT)/web.config $(OUT)/*.staticwebassets.endpoints.json
 	$(DOTNET) publish src/Crid/Crid.csproj -c $(CONFIGURATION) -o $(OUT) --nologo -v quiet -p:PublishAot=$(AOT) \
 	  $(if $(filter true,$(AOT)),-p:CppCompilerAndLinker=$(AOT_CC))
 	@test -x $(OUT)/crid && echo "built $(OUT)/crid (AOT=$(AOT))"
