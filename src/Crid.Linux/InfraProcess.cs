@@ -101,7 +101,48 @@ public static unsafe class InfraProcess
             throw;
         }
 
+        WaitForSigtermHandler(pid);
         return new InfraHandle(pid, pin);
+    }
+
+    /// <summary>
+    /// pid_namespaces(7): the init of a namespace gets only the signals it has a handler for, the
+    /// others are dropped. Until the infra process has installed its SIGTERM handler, a SIGTERM sent
+    /// to it is lost for good, so the sandbox is not handed out before. A JIT-compiled .NET program
+    /// has one from runtime start-up; a NativeAOT one only once PosixSignalRegistration runs, a few
+    /// milliseconds after exec, which a caller signalling right after RunPodSandbox would beat. A
+    /// program that never installs one (not ours) is waited for at most a second.
+    /// </summary>
+    private static void WaitForSigtermHandler(int pid)
+    {
+        const ulong SigtermBit = 1UL << (15 - 1);
+        var deadline = Environment.TickCount64 + 1000;
+        while (Environment.TickCount64 < deadline)
+        {
+            string? caught = null;
+            try
+            {
+                foreach (string line in File.ReadLines($"/proc/{pid}/status"))
+                {
+                    if (line.StartsWith("SigCgt:", StringComparison.Ordinal))
+                    {
+                        caught = line[7..].Trim();
+                        break;
+                    }
+                }
+            }
+            catch (IOException)
+            {
+                return; // Gone already: nothing left to wait for.
+            }
+
+            if (caught is null || (ulong.TryParse(caught, System.Globalization.NumberStyles.HexNumber, null, out ulong mask) && (mask & SigtermBit) != 0))
+            {
+                return;
+            }
+
+            Thread.Sleep(1);
+        }
     }
 
     /// <summary>

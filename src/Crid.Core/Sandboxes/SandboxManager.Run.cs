@@ -57,7 +57,6 @@ public sealed partial class SandboxManager
                 infraPid = infra.Pid;
                 pins["pid"] = infra.Pin.Path;
                 undo.Push(("stop the infra process", () => InfraProcess.Kill(infra.Pid, infra.Pin.Path)));
-                WaitUntilInfraHandlesSigterm(infra.Pid);
             }
 
             var sandbox = new Sandbox
@@ -140,42 +139,14 @@ public sealed partial class SandboxManager
         });
 
     /// <summary>
-    /// PID 1 of a pid namespace only receives the signals it has a handler for (pid_namespaces(7)), so
-    /// until the infra process has installed its SIGTERM handler a SIGTERM to it would be lost. The pod
-    /// is ready when its PID 1 is: wait for the handler to show in SigCgt (proc(5)).
+    /// Atomic, not durable (no fsync): measured, the fsyncs cost Run two ext4 journal commits (about
+    /// 7 ms of a 1 ms floor) and Stop one. Durability buys nothing here: a daemon crash loses no page
+    /// cache, and a host crash loses every pinned namespace (namespaces do not survive a reboot), so
+    /// the restarted daemon finds the pins gone and the sandbox NOT_READY whatever the record said.
+    /// A record lost or left empty by a host crash is a folder Recover deletes, as kubelet would
+    /// see a sandbox that died with the host; a half-written one cannot exist (temp + rename, and
+    /// ext4's auto_da_alloc writes a replacing file's data before the rename commits).
     /// </summary>
-    private static void WaitUntilInfraHandlesSigterm(int pid)
-    {
-        const ulong sigterm = 1UL << (15 - 1);
-        var deadline = Environment.TickCount64 + 10_000;
-        while (true)
-        {
-            string? caught = null;
-            try
-            {
-                foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-                {
-                    if (line.StartsWith("State:", StringComparison.Ordinal) && line.Contains("zombie", StringComparison.Ordinal))
-                        throw new IOException("zombie");
-                    if (line.StartsWith("SigCgt:", StringComparison.Ordinal))
-                    {
-                        caught = line[7..].Trim();
-                        break;
-                    }
-                }
-            }
-            catch (IOException)
-            {
-                throw new RuntimeFailureException($"the infra process {pid} exited during start-up");
-            }
-            if (caught is not null && (Convert.ToUInt64(caught, 16) & sigterm) != 0)
-                return;
-            if (Environment.TickCount64 > deadline)
-                throw new RuntimeFailureException($"the infra process {pid} did not become ready within 10 s");
-            Thread.Sleep(1);
-        }
-    }
-
     private static void WriteFiles(Sandbox sandbox)
     {
         var spec = SandboxSpec.Build(sandbox).ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -184,13 +155,13 @@ public sealed partial class SandboxManager
             ("resolv.conf", ResolvConf(sandbox.Config.DnsConfig), AtomicFiles.ReadableFile),
             ("hostname", Encoding.UTF8.GetBytes(sandbox.Hostname + "\n"), AtomicFiles.ReadableFile),
             ("config.json", Encoding.UTF8.GetBytes(spec), AtomicFiles.PrivateFile),
-        ]);
+        ], durable: false);
         // The record goes last: its rename is the moment the sandbox exists for a restarted daemon.
         PersistRecord(sandbox);
     }
 
     private static void PersistRecord(Sandbox sandbox) =>
-        AtomicFiles.Write(Path.Combine(sandbox.Dir, SandboxRecord.FileName), SandboxRecord.Serialize(sandbox), AtomicFiles.PrivateFile);
+        AtomicFiles.Write(Path.Combine(sandbox.Dir, SandboxRecord.FileName), SandboxRecord.Serialize(sandbox), AtomicFiles.PrivateFile, durable: false);
 
     /// <summary>resolv.conf(5) from the pod's DNS config, or the host's own when the pod gives none.</summary>
     internal static byte[] ResolvConf(DNSConfig? dns)

@@ -1,0 +1,119 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+
+namespace Crid.Bench;
+
+/// <summary>The figures of one run, the machine they were measured on, as a table and as JSON.</summary>
+internal sealed class Report
+{
+    /// <summary>Every figure is a positive number: the quick test asserts exactly that.</summary>
+    public Dictionary<string, double> Figures { get; } = [];
+
+    /// <summary>Figures that may be zero or negative by nature (noise around a small difference).</summary>
+    public Dictionary<string, double> Derived { get; } = [];
+
+    public Dictionary<string, string> Machine { get; } = [];
+
+    public static Dictionary<string, string> DescribeMachine(string daemon, string loadavg, string? logLevel) => new()
+    {
+        ["daemon_log_level"] = logLevel ?? "default",
+        ["cores"] = Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture),
+        ["kernel"] = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
+        ["cpu"] = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown",
+        ["dotnet"] = RuntimeInformation.FrameworkDescription,
+        ["daemon"] = daemon,
+        ["daemon_build"] = IsAppHost(daemon) ? "JIT" : "AOT",
+        ["loadavg_start"] = loadavg,
+    };
+
+    /// <summary>
+    /// A framework-dependent apphost loads the runtime through libhostfxr.so and names it; a NativeAOT
+    /// binary carries its runtime and never does. (A crid.dll beside it could be a stale leftover.)
+    /// </summary>
+    private static bool IsAppHost(string binary) =>
+        File.ReadAllBytes(binary).AsSpan().IndexOf("libhostfxr.so"u8) >= 0;
+
+    public static string LoadAverage() => string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+
+    public string Table()
+    {
+        var f = Figures;
+        var t = new StringBuilder();
+        string Ms(string key) => f.TryGetValue(key, out var v) || Derived.TryGetValue(key, out v) ? v.ToString("F2", CultureInfo.InvariantCulture) : "-";
+        void Row(string a, string b, string c, string d) => t.AppendLine(CultureInfo.InvariantCulture, $"| {a,-48} | {b,9} | {c,9} | {d,9} |");
+
+        t.AppendLine(CultureInfo.InvariantCulture, $"crid benchmark: {Machine["cores"]} cores, {Machine["cpu"]}, kernel {Machine["kernel"]}, {Machine["dotnet"]}, daemon {Machine["daemon_build"]}");
+        t.AppendLine(CultureInfo.InvariantCulture, $"load average at start {Machine["loadavg_start"]}, at end {Machine.GetValueOrDefault("loadavg_end", "?")}");
+        t.AppendLine();
+        Row("latency (ms)", "p50", "p90", "p99");
+        Row("------------------------------------------------", "---------", "---------", "---------");
+        foreach (var (call, name) in new[] { ("run", "RunPodSandbox"), ("status", "PodSandboxStatus"), ("stop", "StopPodSandbox"), ("remove", "RemovePodSandbox") })
+            Row($"{name} (sequential)", Ms($"{call}_p50_ms"), Ms($"{call}_p90_ms"), Ms($"{call}_p99_ms"));
+        Row("floor: PodNamespaces.Create in-process", Ms("floor_create_p50_ms"), "", "");
+        Row("floor: Remove() of each pin in-process", Ms("floor_remove_p50_ms"), "", "");
+        Row("in-process SandboxManager.Run (bench JIT)", Ms("inprocess_run_p50_ms"), "", "");
+        Row("in-process SandboxManager.Stop (bench JIT)", Ms("inprocess_stop_p50_ms"), "", "");
+        Row("in-process SandboxManager.Remove (bench JIT)", Ms("inprocess_remove_p50_ms"), "", "");
+        Row("sandbox files: temp + rename", Ms("files_atomic_p50_ms"), "", "");
+        Row("sandbox files: temp + fsync + rename + dir fsync", Ms("files_fsync_p50_ms"), "", "");
+        Row("ratio RunPodSandbox / floor create", Ms("ratio_run_to_floor_create"), "", "");
+        Row("ratio StopPodSandbox / floor remove", Ms("ratio_stop_to_floor_remove"), "", "");
+        foreach (var key in f.Keys.Where(k => k.StartsWith('c') && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
+        {
+            var c = key[1..key.IndexOf('_')];
+            Row($"RunPodSandbox with {c} client(s)", Ms($"c{c}_run_p50_ms"), Ms($"c{c}_run_p90_ms"), Ms($"c{c}_run_p99_ms"));
+        }
+        t.AppendLine();
+        Row("figure", "value", "", "");
+        Row("------------------------------------------------", "---------", "", "");
+        foreach (var key in f.Keys.Where(k => k.StartsWith('c') && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
+            Row($"lifecycles/s with {key[1..key.IndexOf('_')]} client(s)", Ms(key), "", "");
+        Row("ListPodSandbox p50 (ms), all live", Ms("list_p50_ms"), "", "");
+        Row("ListPodSandbox p50 (ms), after restart", Ms("list_recovered_p50_ms"), "", "");
+        Row("start-up to first Version (ms), first start", Ms("startup_first_ms"), "", "");
+        Row("start-up (ms), nothing to recover", Ms("startup_empty_ms"), "", "");
+        Row("start-up (ms), all live sandboxes to recover", Ms("startup_recover_ms"), "", "");
+        Row("RSS idle, fresh (MiB)", Ms("rss_idle_fresh_mib"), "", "");
+        Row("RSS idle, after the lifecycle phases (MiB)", Ms("rss_idle_warm_mib"), "", "");
+        Row("RSS with all live sandboxes (MiB)", Ms("rss_live_mib"), "", "");
+        Row("RSS per live sandbox (KiB), vs fresh idle", Ms("rss_per_sandbox_kib"), "", "");
+        Row("RSS per live sandbox (KiB), vs warm idle", Ms("rss_marginal_per_sandbox_kib"), "", "");
+        Row("RSS after restart with all live (MiB)", Ms("rss_recovered_mib"), "", "");
+        Row("RSS after all removed (MiB)", Ms("rss_after_remove_mib"), "", "");
+        Row("RSS peak, VmHWM (MiB)", Ms("rss_peak_mib"), "", "");
+        return t.ToString();
+    }
+
+    public void WriteJson(string path, Plan plan)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var stream = File.Create(path);
+        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteStartObject("machine");
+        foreach (var (k, v) in Machine)
+            w.WriteString(k, v);
+        w.WriteEndObject();
+        w.WriteStartObject("plan");
+        w.WriteNumber("lifecycles", plan.Lifecycles);
+        w.WriteNumber("warmup", plan.Warmup);
+        w.WriteString("clients", string.Join(",", plan.Clients));
+        w.WriteNumber("concurrent_lifecycles", plan.ConcurrentLifecycles);
+        w.WriteNumber("live_sandboxes", plan.LiveSandboxes);
+        w.WriteNumber("list_calls", plan.ListCalls);
+        w.WriteNumber("floor_iterations", plan.FloorIterations);
+        w.WriteNumber("restarts", plan.Restarts);
+        w.WriteEndObject();
+        w.WriteStartObject("figures");
+        foreach (var (k, v) in Figures)
+            w.WriteNumber(k, Math.Round(v, 4));
+        w.WriteEndObject();
+        w.WriteStartObject("derived");
+        foreach (var (k, v) in Derived)
+            w.WriteNumber(k, Math.Round(v, 4));
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+}

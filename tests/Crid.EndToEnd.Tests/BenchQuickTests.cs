@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Xunit.Abstractions;
+
+namespace Crid.EndToEnd.Tests;
+
+/// <summary>
+/// `make bench --quick` as a process against the built daemon: every figure is measured (a positive
+/// number), and the run leaves no pin, no process and no folder behind. The figures themselves are
+/// not asserted: timings on a shared machine are for the benchmark, not for a test.
+/// </summary>
+public sealed partial class BenchQuickTests(ITestOutputHelper output)
+{
+    private static readonly string[] Expected =
+    [
+        "run_p50_ms", "run_p90_ms", "run_p99_ms", "status_p50_ms", "stop_p50_ms", "remove_p50_ms", "remove_p99_ms",
+        "floor_create_p50_ms", "floor_remove_p50_ms", "inprocess_run_p50_ms", "inprocess_stop_p50_ms", "inprocess_remove_p50_ms", "files_atomic_p50_ms", "files_fsync_p50_ms",
+        "ratio_run_to_floor_create", "ratio_stop_to_floor_remove",
+        "c1_lifecycles_per_s", "c1_run_p50_ms", "c4_lifecycles_per_s", "c4_run_p99_ms",
+        "list_p50_ms", "list_recovered_p50_ms", "startup_first_ms", "startup_empty_ms", "startup_recover_ms",
+        "rss_idle_fresh_mib", "rss_idle_warm_mib", "rss_live_mib", "rss_per_sandbox_kib", "rss_recovered_mib",
+        "rss_after_remove_mib", "rss_peak_mib",
+    ];
+
+    [Fact]
+    public async Task Quick_run_measures_every_figure_and_leaves_nothing_behind()
+    {
+        var json = Path.Combine(Directory.CreateTempSubdirectory("crid-bench-test-").FullName, "bench.json");
+        try
+        {
+            var (exit, stdout, stderr) = await RunBenchAsync("--quick", "--daemon", RepoPaths.Daemon, "--json", json);
+            output.WriteLine(stdout);
+            Assert.True(exit == 0, $"the bench exited with {exit}:\n{stderr}");
+
+            using var doc = JsonDocument.Parse(File.ReadAllText(json));
+            var figures = doc.RootElement.GetProperty("figures").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
+            foreach (var key in Expected)
+                Assert.True(figures.ContainsKey(key), $"figure {key} is missing");
+            foreach (var (key, value) in figures)
+                Assert.True(value > 0 && double.IsFinite(value), $"figure {key} = {value}");
+            var machine = doc.RootElement.GetProperty("machine");
+            Assert.Equal(Environment.ProcessorCount.ToString(), machine.GetProperty("cores").GetString());
+            Assert.Contains(machine.GetProperty("daemon_build").GetString(), new[] { "AOT", "JIT" });
+            Assert.Contains("RunPodSandbox", stdout);
+
+            // Its folder is named on stderr; nothing of it may outlive the run.
+            var dir = BenchDir().Match(stderr).Groups[1].Value;
+            Assert.StartsWith(Path.GetTempPath().TrimEnd('/') + "/crid-bench-", dir);
+            Assert.False(Directory.Exists(dir), $"{dir} is left behind");
+            Assert.Empty(Cleanup.NsfsMountsUnder(dir));
+            Assert.Empty(ProcessesMentioning(dir));
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(json)!, recursive: true);
+        }
+    }
+
+    /// <summary>`dotnet Crid.Bench.dll`, built beside these tests in the same configuration.</summary>
+    private static async Task<(int Exit, string Stdout, string Stderr)> RunBenchAsync(params string[] args)
+    {
+        // bin/<configuration>/<tfm>/ of this test assembly names the configuration the bench was built in.
+        var baseDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+        var dll = Path.Combine(RepoPaths.Root, "src", "Crid.Bench", "bin", baseDir.Parent!.Name, baseDir.Name, "Crid.Bench.dll");
+        Assert.True(File.Exists(dll), $"{dll} is missing: the test project builds it");
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(dll);
+        foreach (var a in args)
+            info.ArgumentList.Add(a);
+        using var p = Process.Start(info)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        try
+        {
+            await p.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // SIGINT first: the bench's own cleanup runs on Ctrl+C.
+            Signals.Send(p.Id, Signals.SIGINT);
+            await p.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+            throw new TimeoutException($"the quick bench ran over 4 minutes:\n{await stderr}");
+        }
+        return (p.ExitCode, await stdout, await stderr);
+    }
+
+    private static List<string> ProcessesMentioning(string text)
+    {
+        var found = new List<string>();
+        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), out _))
+                continue;
+            try
+            {
+                var cmdline = File.ReadAllText(Path.Combine(proc, "cmdline")).Replace('\0', ' ');
+                if (cmdline.Contains(text, StringComparison.Ordinal))
+                    found.Add($"{Path.GetFileName(proc)}: {cmdline}");
+            }
+            catch (IOException) { }
+        }
+        return found;
+    }
+
+    [GeneratedRegex(@" on (/\S+/crid-bench-\S+)")]
+    private static partial Regex BenchDir();
+}
