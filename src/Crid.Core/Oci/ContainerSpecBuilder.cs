@@ -79,8 +79,7 @@ public static class ContainerSpecBuilder
     }
 
     /// <summary>The spec as runc reads it from a bundle's config.json.</summary>
-    public static byte[] Serialize(JsonObject spec) =>
-        Encoding.UTF8.GetBytes(spec.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    public static byte[] Serialize(JsonObject spec) => SandboxSpec.Serialize(spec);
 
     private static void CheckRequest(ContainerSpecRequest c)
     {

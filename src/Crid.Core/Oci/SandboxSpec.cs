@@ -65,6 +65,18 @@ public static class SandboxSpec
         return spec;
     }
 
+    /// <summary>
+    /// A spec as indented UTF-8 JSON. Written straight to a Utf8JsonWriter: ToJsonString with a new
+    /// JsonSerializerOptions each time rebuilt the options' caches on every RunPodSandbox.
+    /// </summary>
+    public static byte[] Serialize(JsonObject spec)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(4096);
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Indented = true }))
+            spec.WriteTo(writer);
+        return buffer.WrittenSpan.ToArray();
+    }
+
     private static JsonObject Capabilities()
     {
         JsonArray Set() => new([.. DefaultCapabilities.Select(c => (JsonNode)c)]);

@@ -149,12 +149,12 @@ public sealed partial class SandboxManager
     /// </summary>
     private static void WriteFiles(Sandbox sandbox)
     {
-        var spec = SandboxSpec.Build(sandbox).ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        var spec = SandboxSpec.Serialize(SandboxSpec.Build(sandbox));
         AtomicFiles.WriteAll(sandbox.Dir,
         [
             ("resolv.conf", ResolvConf(sandbox.Config.DnsConfig), AtomicFiles.ReadableFile),
             ("hostname", Encoding.UTF8.GetBytes(sandbox.Hostname + "\n"), AtomicFiles.ReadableFile),
-            ("config.json", Encoding.UTF8.GetBytes(spec), AtomicFiles.PrivateFile),
+            ("config.json", spec, AtomicFiles.PrivateFile),
         ], durable: false);
         // The record goes last: its rename is the moment the sandbox exists for a restarted daemon.
         PersistRecord(sandbox);
