@@ -93,6 +93,23 @@ public sealed class RecoveryTests
     }
 
     [Fact]
+    public async Task A_pod_whose_infra_process_died_while_the_daemon_was_down_comes_back_NOTREADY()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("infra-died") })).PodSandboxId;
+        var pid = InfraPid(await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true }));
+        await d.KillAsync();
+        Signals.Send(pid, Signals.SIGKILL);
+        for (var i = 0; i < 200 && !SandboxTests.IsGoneOrZombie(pid); i++)
+            await Task.Delay(10);
+
+        await d.RestartAsync();
+        Assert.Equal(PodSandboxState.SandboxNotready, (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status.State);
+        Assert.Empty(Cleanup.NsfsMountsUnder(d.Dir));
+        await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+    }
+
+    [Fact]
     public async Task Unknown_pins_and_folders_without_a_record_are_removed_at_start_but_foreign_pins_are_kept()
     {
         await using var d = await DaemonProcess.StartAsync();

@@ -53,8 +53,26 @@ public sealed partial class SandboxManager
         SandboxLog.Recovered(_log, _store.Count, ready, watch.Elapsed.TotalMilliseconds);
     }
 
-    private static bool StillPinned(Sandbox sandbox) =>
-        sandbox.Pins.Values.All(p => PinnedNamespace.FromPath(p).IsMounted);
+    /// <summary>
+    /// Ready means every pin still holds its namespace and, with a shared pid namespace, its PID 1
+    /// still lives: a pid namespace whose init died takes no new processes (pid_namespaces(7)).
+    /// </summary>
+    private static bool StillPinned(Sandbox sandbox)
+    {
+        if (!sandbox.Pins.Values.All(p => PinnedNamespace.FromPath(p).IsMounted))
+            return false;
+        if (sandbox.InfraPid == 0 || !sandbox.Pins.TryGetValue("pid", out var pidPin))
+            return true;
+        try
+        {
+            return new FileInfo($"/proc/{sandbox.InfraPid}/ns/pid").LinkTarget == $"pid:[{PinnedNamespace.FromPath(pidPin).Inode}]"
+                && !File.ReadAllText($"/proc/{sandbox.InfraPid}/stat").Split(')')[^1].TrimStart().StartsWith('Z');
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>
     /// Only names shaped like crid's uuids are touched: the namespaces dir may be /var/run, where
