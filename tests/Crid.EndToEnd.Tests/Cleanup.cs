@@ -5,14 +5,17 @@ namespace Crid.EndToEnd.Tests;
 internal static class Cleanup
 {
     /// <summary>The nsfs mounts under <paramref name="dir"/>, as findmnt sees them.</summary>
-    public static List<string> NsfsMountsUnder(string dir)
+    public static List<string> NsfsMountsUnder(string dir) => MountsUnder(dir, "nsfs");
+
+    /// <summary>Every mount under <paramref name="dir"/> (of one filesystem type, or of any), deepest last.</summary>
+    public static List<string> MountsUnder(string dir, string? fsType = null)
     {
         var result = new List<string>();
         foreach (var line in File.ReadLines("/proc/self/mountinfo"))
         {
             var fields = line.Split(' ');
             var dash = Array.IndexOf(fields, "-");
-            if (dash < 0 || dash + 1 >= fields.Length || fields[dash + 1] != "nsfs")
+            if (dash < 0 || dash + 1 >= fields.Length || (fsType is not null && fields[dash + 1] != fsType))
                 continue;
             var target = fields[4];
             if (target.StartsWith(dir.TrimEnd('/') + "/", StringComparison.Ordinal))
@@ -34,7 +37,8 @@ internal static class Cleanup
             try { Signals.Send(pid, Signals.SIGKILL); }
             catch (InvalidOperationException) { }
         }
-        foreach (var mount in NsfsMountsUnder(dir))
+        // Pins, and the pods' /dev/shm tmpfs: a recursive delete cannot remove a mount point.
+        foreach (var mount in MountsUnder(dir).OrderByDescending(m => m.Length))
         {
             using var p = Process.Start("umount", ["-l", mount]);
             await p.WaitForExitAsync();
