@@ -7,7 +7,7 @@ internal static class Cleanup
     /// <summary>The nsfs mounts under <paramref name="dir"/>, as findmnt sees them.</summary>
     public static List<string> NsfsMountsUnder(string dir) => MountsUnder(dir, "nsfs");
 
-    /// <summary>Every mount under <paramref name="dir"/> (of one filesystem type, or of any), deepest last.</summary>
+    /// <summary>Every mount under <paramref name="dir"/>, of one filesystem type or of any, in mountinfo order.</summary>
     public static List<string> MountsUnder(string dir, string? fsType = null)
     {
         var result = new List<string>();
