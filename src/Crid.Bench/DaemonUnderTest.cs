@@ -117,27 +117,7 @@ internal sealed class DaemonUnderTest : IDisposable
         throw new InvalidOperationException($"/proc/{Pid}/status has no {field}");
     }
 
-    public static GrpcChannel CreateChannel(string socketPath) =>
-        GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
-        {
-            HttpHandler = new SocketsHttpHandler
-            {
-                ConnectCallback = async (_, ct) =>
-                {
-                    var socket = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                    try
-                    {
-                        await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct);
-                        return new NetworkStream(socket, ownsSocket: true);
-                    }
-                    catch
-                    {
-                        socket.Dispose();
-                        throw;
-                    }
-                },
-            },
-        });
+    public static GrpcChannel CreateChannel(string socketPath) => UnixSocketChannel.Create(socketPath);
 
     private void Keep(string? line)
     {

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Crid.Bench;
 using Runtime.V1;
 
 namespace Crid.EndToEnd.Tests;
@@ -94,27 +95,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
         return process;
     }
 
-    public static GrpcChannel CreateChannel(string socketPath) =>
-        GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
-        {
-            HttpHandler = new SocketsHttpHandler
-            {
-                ConnectCallback = async (_, ct) =>
-                {
-                    var socket = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                    try
-                    {
-                        await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct);
-                        return new NetworkStream(socket, ownsSocket: true);
-                    }
-                    catch
-                    {
-                        socket.Dispose();
-                        throw;
-                    }
-                },
-            },
-        });
+    public static GrpcChannel CreateChannel(string socketPath) => UnixSocketChannel.Create(socketPath);
 
     /// <summary>SIGTERM and wait; returns the exit code.</summary>
     public async Task<int> StopAsync(TimeSpan? timeout = null)
