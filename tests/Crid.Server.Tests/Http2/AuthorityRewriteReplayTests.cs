@@ -12,17 +12,9 @@ namespace Crid.Server.Tests.Http2;
 /// </summary>
 public sealed class AuthorityRewriteReplayTests
 {
-    public static TheoryData<string> Recordings()
-    {
-        var data = new TheoryData<string>();
-        foreach (string file in TestPaths.RecordedConnections())
-        {
-            data.Add(Path.GetFileName(file));
-        }
-        return data;
-    }
+    public static TheoryData<string> Recordings() => TestPaths.RecordingNames();
 
-    private static byte[] Recording(string name) => File.ReadAllBytes(Path.Combine(TestPaths.Shared, "cri-vectors", "h2", name));
+    private static byte[] Recording(string name) => TestPaths.Recording(name);
 
     [Theory]
     [MemberData(nameof(Recordings))]

@@ -8,17 +8,9 @@ namespace Crid.Server.Tests.Http2;
 /// <summary>The rewriter on its own, byte streams in and out, without Kestrel.</summary>
 public sealed class Http2FrameRewriterTests
 {
-    public static TheoryData<string> Recordings()
-    {
-        var data = new TheoryData<string>();
-        foreach (string file in TestPaths.RecordedConnections())
-        {
-            data.Add(Path.GetFileName(file));
-        }
-        return data;
-    }
+    public static TheoryData<string> Recordings() => TestPaths.RecordingNames();
 
-    private static byte[] Recording(string name) => File.ReadAllBytes(Path.Combine(TestPaths.Shared, "cri-vectors", "h2", name));
+    private static byte[] Recording(string name) => TestPaths.Recording(name);
 
     [Theory]
     [MemberData(nameof(Recordings))]

@@ -45,4 +45,18 @@ internal static class TestPaths
         Array.Sort(files, StringComparer.Ordinal);
         return files;
     }
+
+    /// <summary>The recordings' file names, one theory case each.</summary>
+    public static TheoryData<string> RecordingNames()
+    {
+        var data = new TheoryData<string>();
+        foreach (string file in RecordedConnections())
+        {
+            data.Add(Path.GetFileName(file));
+        }
+        return data;
+    }
+
+    /// <summary>The bytes of one recording, by file name.</summary>
+    public static byte[] Recording(string name) => File.ReadAllBytes(Path.Combine(Shared, "cri-vectors", "h2", name));
 }
