@@ -42,13 +42,8 @@ internal static class AtomicFiles
                     });
                     handles[i].Write(files[i].Content);
                 }
-                if (!durable)
-                {
-                    // Nothing to flush: BufferSize 0 wrote straight to the page cache.
-                }
-                else if (handles.Length == 1)
-                    handles[0].Flush(flushToDisk: true);
-                else
+                // BufferSize 0 wrote straight to the page cache: only durability needs a flush.
+                if (durable)
                     Parallel.For(0, handles.Length, i => handles[i].Flush(flushToDisk: true));
             }
             finally
