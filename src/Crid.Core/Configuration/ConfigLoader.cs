@@ -64,6 +64,7 @@ public static class ConfigLoader
         OptionKind.StringList => "A,B",
         OptionKind.PathList => "DIR,DIR",
         OptionKind.PositiveNumber => "SECONDS",
+        OptionKind.Registries => "(file)",
         _ => "VALUE",
     };
 
@@ -99,6 +100,8 @@ public static class ConfigLoader
                     throw new ConfigException($"--{name}: a value is required");
                 value = args[++i];
             }
+            if (key is { Kind: OptionKind.Registries })
+                throw new ConfigException($"--{name}: a structured list, given in the config file only (see README)");
             if (key is null)
                 config = value;
             else
@@ -143,6 +146,13 @@ public static class ConfigLoader
             if (!seen.Add(name))
                 throw new ConfigException($"{file}:{line}: key \"{name}\": given twice");
             object raw;
+            if (key.Kind == OptionKind.Registries)
+            {
+                var entries = RegistryConfig.Parse(valueNode,
+                    (node, problem) => new ConfigException($"{file}:{node.Start.Line}: key \"{name}\": {problem}"));
+                options = key.Apply(options, entries);
+                continue;
+            }
             if (key.Kind == OptionKind.PathList && valueNode is YamlScalarNode one)
             {
                 // A single folder may be written as a plain string, as on the command line.
