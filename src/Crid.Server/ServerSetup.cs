@@ -1,6 +1,7 @@
 using Crid.Core.Configuration;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
+using Crid.Images;
 using Crid.Server.Services;
 using Runtime.V1;
 using Microsoft.AspNetCore.Builder;
@@ -18,6 +19,7 @@ public static class ServerSetup
         services.AddSingleton<PodNetwork>();
         services.AddSingleton<NetworkStatus>();
         services.AddSingleton<SandboxManager>();
+        services.AddImages(options);
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();

@@ -45,6 +45,8 @@ internal static class Daemon
         {
             // Before the socket answers: a restarted daemon knows every pod before anyone asks.
             app.Services.GetRequiredService<SandboxManager>().Recover();
+            // Removes what a pull or import cut short by a crash left behind, before any new pull.
+            app.Services.GetRequiredService<Crid.Images.Store.ImageStore>().Recover();
             await app.StartAsync();
             SocketPermissions.Apply(options);
         }
