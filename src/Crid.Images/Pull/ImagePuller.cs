@@ -69,7 +69,7 @@ public sealed class ImagePuller(ImageStore store, RegistryHosts hosts, RegistryC
                 throw new ManifestException("Docker schema 1 manifests are deprecated and not supported; push the image again with a current client");
             }
             var manifest = ImageManifest.Parse(manifestBlob.Body);
-            var configBytes = await client.GetBlobAsync(endpoint, manifest.Config, RegistryClient.MaxConfigBytes, CredsFor(endpoint, creds), cts.Token).ConfigureAwait(false);
+            var configBytes = await client.GetConfigAsync(endpoint, manifest.Config, RegistryClient.MaxConfigBytes, CredsFor(endpoint, creds), cts.Token).ConfigureAwait(false);
             var config = ImageConfig.Parse(configBytes);
             keep.Add((manifest.Config.Digest, configBytes));
             if (config.DiffIds.Count != manifest.Layers.Count)

@@ -62,19 +62,19 @@ public sealed class RegistryClient : IDisposable
         return new Manifest(body, mediaType, digest);
     }
 
-    /// <summary>A small blob (a config) read whole, its size and digest checked.</summary>
-    public async Task<byte[]> GetBlobAsync(RegistryEndpoint ep, Descriptor d, int max, Credentials? creds, CancellationToken ct)
+    /// <summary>A config blob read whole, its size and digest checked.</summary>
+    public async Task<byte[]> GetConfigAsync(RegistryEndpoint ep, Descriptor d, int max, Credentials? creds, CancellationToken ct)
     {
         if (d.Size > max)
-            throw new RegistryException($"{d.Digest}: {d.Size} bytes is more than the {max} crid reads for a config");
+            throw new RegistryException($"config {d.Digest}: {d.Size} bytes is more than the {max} crid reads for a config");
         using var response = await OpenBlobAsync(ep, d.Digest, 0, creds, ct).ConfigureAwait(false);
         var uri = response.RequestMessage?.RequestUri ?? ep.BaseUri;
         await EnsureOk(response, uri, ct).ConfigureAwait(false);
         var body = await ReadLimitedAsync(response, (int)Math.Min(max, d.Size), "blob", uri, ct).ConfigureAwait(false);
         if (body.Length != d.Size)
-            throw new RegistryException($"blob {d.Digest}: got {body.Length} bytes, the manifest says {d.Size}");
+            throw new RegistryException($"config {d.Digest}: got {body.Length} bytes, the manifest says {d.Size}");
         if (Sha256(body) != d.Digest)
-            throw new RegistryException($"blob {d.Digest}: the content's digest is {Sha256(body)}; refused");
+            throw new RegistryException($"config {d.Digest}: the content's digest is {Sha256(body)}; refused");
         return body;
     }
 
