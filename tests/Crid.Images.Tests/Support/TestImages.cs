@@ -104,7 +104,8 @@ public sealed class TestImage
         // Another platform's manifest, and a BuildKit-style attestation: both must be skipped.
         var armConfig = Encoding.UTF8.GetBytes(config.ToJsonString().Replace("\"amd64\"", "\"arm64\""));
         var armManifest = ManifestOf(armConfig, layers);
-        var attestation = ManifestOf(Encoding.UTF8.GetBytes("{\"rootfs\":{\"diff_ids\":[]}}"), []);
+        var attestationConfig = Encoding.UTF8.GetBytes("{\"rootfs\":{\"diff_ids\":[]}}");
+        var attestation = ManifestOf(attestationConfig, []);
         var index = new JsonObject
         {
             ["schemaVersion"] = 2,
@@ -120,7 +121,7 @@ public sealed class TestImage
             Config = configBytes,
             Manifest = manifest,
             Index = Encoding.UTF8.GetBytes(index.ToJsonString()),
-            ExtraBlobs = new() { [Digest(armManifest)] = armManifest, [Digest(armConfig)] = armConfig, [Digest(attestation)] = attestation },
+            ExtraBlobs = new() { [Digest(armManifest)] = armManifest, [Digest(armConfig)] = armConfig, [Digest(attestation)] = attestation, [Digest(attestationConfig)] = attestationConfig },
         };
     }
 
