@@ -30,6 +30,7 @@ public sealed partial class ImageStore : IDisposable
     private (long Inode, DateTime Mtime, long Size) _stamp;
     private int _nextSnapshot;
     private bool _collectAfterMutate;
+    private FileStream? _heldLock;
 
     public ImageStore(string root, ILogger? log = null)
     {
@@ -283,6 +284,26 @@ public sealed partial class ImageStore : IDisposable
     public void Dispose() => _gate.Dispose();
 
     /// <summary>
+    /// Holds the store's lock until disposed (`crid import`): a daemon on the same store waits to
+    /// commit or collect, so it can never collect a layer the import committed but has not yet
+    /// named in an image.
+    /// </summary>
+    public IDisposable LockExclusively()
+    {
+        _heldLock = StoreFiles.Lock(LockPath);
+        return new Unlock(this);
+    }
+
+    private sealed class Unlock(ImageStore store) : IDisposable
+    {
+        public void Dispose()
+        {
+            store._heldLock?.Dispose();
+            store._heldLock = null;
+        }
+    }
+
+    /// <summary>
     /// Changes the index under the in-process gate and the cross-process lock, starting from the
     /// newest committed version, and writes it atomically when it changed. Collects afterwards when
     /// the change dropped an image.
@@ -293,7 +314,7 @@ public sealed partial class ImageStore : IDisposable
         _gate.Wait();
         try
         {
-            using (StoreFiles.Lock(LockPath))
+            using (_heldLock is null ? StoreFiles.Lock(LockPath) : null)
             {
                 Reload(force: false);
                 _collectAfterMutate = false;

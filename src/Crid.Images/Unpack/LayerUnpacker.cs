@@ -55,9 +55,9 @@ public static class LayerUnpacker
         {
             throw new LayerException($"the layer is not a valid tar{(decompressed == raw ? "" : " inside its compression")}: {e.Message}", e);
         }
-        catch (FormatException e)
+        catch (Exception e) when (e is FormatException or EndOfStreamException)
         {
-            throw new LayerException($"the layer is not a valid tar: {e.Message}", e);
+            throw new LayerException($"the layer is not a valid tar (cut short?): {e.Message}", e);
         }
         string diffId;
         try
