@@ -11,27 +11,6 @@ public sealed class ImportTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    public static string OciArchive(string dir, TestImage image, string name)
-    {
-        var layout = Path.Combine(dir, "layout-" + Guid.NewGuid().ToString("N")[..6]);
-        image.WriteLayout(layout, name);
-        var archive = layout + ".tar";
-        TarFile.CreateFromDirectory(layout, archive, includeBaseDirectory: false);
-        return archive;
-    }
-
-    public static string DockerArchive(string dir, TestImage image, string tag, byte[] layerTar)
-    {
-        var archive = Path.Combine(dir, "docker-" + Guid.NewGuid().ToString("N")[..6] + ".tar");
-        using var f = File.Create(archive);
-        using var w = new TarWriter(f, TarEntryFormat.Pax);
-        void Add(string name, byte[] data) => w.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(data) });
-        Add("abc/layer.tar", layerTar);
-        Add(image.ConfigDigest[7..] + ".json", image.Config);
-        Add("manifest.json", Encoding.UTF8.GetBytes($"[{{\"Config\":\"{image.ConfigDigest[7..]}.json\",\"RepoTags\":[\"{tag}\"],\"Layers\":[\"abc/layer.tar\"]}}]"));
-        return archive;
-    }
-
     [Fact]
     public void Oci_and_docker_archives_load_with_their_names()
     {
@@ -40,13 +19,13 @@ public sealed class ImportTests : IDisposable
         var docker = TestImage.Build([TestImage.Layer(dockerTar, Compression.None)]);
         using var h = new PullHarness();
         var output = new StringWriter();
-        var imported = new ArchiveImporter(h.Store, output).Import(OciArchive(_dir, image, "example.com/app:1.0"));
+        var imported = new ArchiveImporter(h.Store, output).Import(TestArchives.OciArchive(_dir, image, "example.com/app:1.0"));
         Assert.Equal(image.ConfigDigest, Assert.Single(imported).Id);
         Assert.Equal(["example.com/app:1.0"], h.Store.Lookup("example.com/app:1.0")!.RepoTags);
         Assert.Equal(["example.com/app@" + image.TopDigest], h.Store.Lookup(image.ConfigDigest)!.RepoDigests);
         Assert.Equal("oci", File.ReadAllText(Path.Combine(h.LayerFolder(imported[0], 0), "hello")));
 
-        var loaded = new ArchiveImporter(h.Store, output).Import(DockerArchive(_dir, docker, "busybox:old", dockerTar));
+        var loaded = new ArchiveImporter(h.Store, output).Import(TestArchives.DockerArchive(_dir, docker, "busybox:old", dockerTar));
         Assert.Equal(docker.ConfigDigest, h.Store.Lookup("docker.io/library/busybox:old")?.Id);
         Assert.Equal("docker", File.ReadAllText(Path.Combine(h.LayerFolder(loaded[0], 0), "hello")));
         Assert.Contains("imported " + docker.ConfigDigest, output.ToString());
@@ -58,7 +37,7 @@ public sealed class ImportTests : IDisposable
         var tar = new TarBuilder().File("hello", "x").Build();
         var image = TestImage.Build([TestImage.Layer(tar, Compression.None)], diffIdsOverride: ["sha256:" + new string('0', 64)]);
         using var h = new PullHarness();
-        var e = Assert.Throws<ArchiveImporter.ImportException>(() => new ArchiveImporter(h.Store, TextWriter.Null).Import(DockerArchive(_dir, image, "bad:1", tar)));
+        var e = Assert.Throws<ArchiveImporter.ImportException>(() => new ArchiveImporter(h.Store, TextWriter.Null).Import(TestArchives.DockerArchive(_dir, image, "bad:1", tar)));
         Assert.Contains("diff id", e.Message);
         h.Store.Collect();
         h.AssertEmpty();
