@@ -138,8 +138,10 @@ public sealed class ImagePuller(ImageStore store, RegistryHosts hosts, RegistryC
             ImagesLog.PullDone(log, name, image.Id, Interlocked.Read(ref fetched), Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             return image.Id;
         }
-        catch (Exception e) when (e is RegistryException or ManifestException or LayerException)
+        catch (Exception e) when (e is RegistryException or ManifestException or LayerException or IOException)
         {
+            // IOException: the store's own disk (full, read-only); what was written is removed or
+            // collected, and the message says what the kernel said.
             ImagesLog.PullFailed(log, name, e.Message);
             throw e is ManifestNotFoundException
                 ? new NotFoundException($"pulling {name}: {e.Message}")
