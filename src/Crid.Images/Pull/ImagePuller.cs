@@ -89,19 +89,31 @@ public sealed class ImagePuller(ImageStore store, RegistryHosts hosts, RegistryC
                         ImagesLog.LayerPresent(log, name, layer.Digest);
                         return;
                     }
-                    var lazy = _layers.GetOrAdd(chains[i], c => new Lazy<Task<StoredLayer>>(() => Task.Factory.StartNew(
-                        () =>
+                    while (true)
+                    {
+                        var lazy = _layers.GetOrAdd(chains[i], c => new Lazy<Task<StoredLayer>>(() => Task.Factory.StartNew(
+                            () =>
+                            {
+                                try
+                                {
+                                    return FetchLayer(name, endpoint, CredsFor(endpoint, creds), layer, config.DiffIds[i], c, ref fetched, cts.Token);
+                                }
+                                finally
+                                {
+                                    _layers.TryRemove(c, out _);
+                                }
+                            }, cts.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default)));
+                        try
                         {
-                            try
-                            {
-                                return FetchLayer(name, endpoint, CredsFor(endpoint, creds), layer, config.DiffIds[i], c, ref fetched, cts.Token);
-                            }
-                            finally
-                            {
-                                _layers.TryRemove(c, out _);
-                            }
-                        }, cts.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default)));
-                    await lazy.Value.ConfigureAwait(false);
+                            await lazy.Value.ConfigureAwait(false);
+                            break;
+                        }
+                        catch (OperationCanceledException) when (!cts.IsCancellationRequested)
+                        {
+                            // Another pull fetched this layer and gave up on it (one of its own layers
+                            // failed): this pull still wants it, and fetches it itself.
+                        }
+                    }
                 }
                 finally
                 {

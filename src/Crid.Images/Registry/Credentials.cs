@@ -12,6 +12,9 @@ public sealed record Credentials(string Username = "", string Password = "", str
 {
     public bool HasPassword => Username.Length > 0;
 
+    // A record prints every member: never the secrets, should one ever reach a log line.
+    public override string ToString() => $"Credentials {{ Username = {Username} }}";
+
     /// <summary>Decodes CRI's <c>auth</c> field (base64 of "user:password"); null when it is not that.</summary>
     public static Credentials? FromAuth(string auth)
     {

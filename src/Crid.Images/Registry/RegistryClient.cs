@@ -51,7 +51,7 @@ public sealed class RegistryClient : IDisposable
         var uri = new Uri(ep.BaseUri, $"{ep.Repository}/manifests/{tagOrDigest}");
         using var response = await SendAsync(ep, uri, MediaTypes.Manifests, offset: 0, creds, ct).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.NotFound)
-            throw new ManifestNotFoundException($"{ep}:{tagOrDigest}: manifest not found (404)");
+            throw new ManifestNotFoundException($"{ep}{(tagOrDigest.StartsWith("sha256:", StringComparison.Ordinal) ? "@" : ":")}{tagOrDigest}: manifest not found (404)");
         await EnsureOk(response, uri, ct).ConfigureAwait(false);
         var body = await ReadLimitedAsync(response, MaxManifestBytes, "manifest", uri, ct).ConfigureAwait(false);
         var digest = Sha256(body);
@@ -126,10 +126,10 @@ public sealed class RegistryClient : IDisposable
                 var location = response.Headers.Location;
                 response.Dispose();
                 if (location is null)
-                    throw new RegistryException($"{current}: a redirect without a Location");
+                    throw new RegistryException($"{Shown(current)}: a redirect without a Location");
                 var next = location.IsAbsoluteUri ? location : new Uri(current, location);
                 if (next.Scheme is not ("http" or "https"))
-                    throw new RegistryException($"{current}: redirect to {next.Scheme}: refused");
+                    throw new RegistryException($"{Shown(current)}: redirect to {next.Scheme}: refused");
                 current = next;
                 continue;
             }
@@ -137,6 +137,9 @@ public sealed class RegistryClient : IDisposable
         }
         throw new RegistryException($"{uri}: more than {MaxRedirects} redirects");
     }
+
+    /// <summary>A URL for a message: without its query, where blob storage puts its signatures.</summary>
+    private static string Shown(Uri? uri) => uri is null ? "" : uri.GetLeftPart(UriPartial.Path);
 
     private static bool SameOrigin(Uri a, Uri b) =>
         a.Scheme == b.Scheme && string.Equals(a.Host, b.Host, StringComparison.OrdinalIgnoreCase) && a.Port == b.Port;
@@ -151,11 +154,11 @@ public sealed class RegistryClient : IDisposable
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw new RegistryException($"{request.RequestUri}: no answer within {IdleTimeout.TotalSeconds:0.#} s");
+            throw new RegistryException($"{Shown(request.RequestUri)}: no answer within {IdleTimeout.TotalSeconds:0.#} s");
         }
         catch (HttpRequestException e)
         {
-            throw new RegistryException($"{request.RequestUri}: {e.Message}", e);
+            throw new RegistryException($"{Shown(request.RequestUri)}: {e.Message}", e);
         }
     }
 
@@ -279,7 +282,7 @@ public sealed class RegistryClient : IDisposable
         catch (Exception e) when (e is IOException or OperationCanceledException or HttpRequestException)
         {
         }
-        throw new RegistryException($"{uri}: {(int)response.StatusCode} {response.ReasonPhrase}{(detail.Length > 0 ? ": " + detail : "")}");
+        throw new RegistryException($"{Shown(uri)}: {(int)response.StatusCode} {response.ReasonPhrase}{(detail.Length > 0 ? ": " + detail : "")}");
     }
 
     /// <summary>Reads a body of at most <paramref name="max"/> bytes; a longer (or endless) one is refused.</summary>
