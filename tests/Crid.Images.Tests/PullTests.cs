@@ -253,6 +253,39 @@ public sealed class PullTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Identity_tokens_are_refreshed_at_the_realm_and_registry_tokens_are_sent_as_given()
+    {
+        var image = Simple("tokens");
+        _registry.Add("tok", "v1", image);
+        _registry.Intercept = async ctx =>
+        {
+            if (ctx.Request.Path.Value == "/token")
+            {
+                var form = ctx.Request.HasFormContentType ? await ctx.Request.ReadFormAsync() : null;
+                if (ctx.Request.Method != "POST" || form is null || form["grant_type"].ToString() != "refresh_token"
+                    || form["refresh_token"].ToString() != "refresh-me" || form["scope"].ToString() != "repository:tok:pull")
+                {
+                    ctx.Response.StatusCode = 401;
+                    return true;
+                }
+                await ctx.Response.WriteAsync("{\"access_token\":\"from-refresh\"}");
+                return true;
+            }
+            var auth = ctx.Request.Headers.Authorization.ToString();
+            if (auth is "Bearer from-refresh" or "Bearer kubelet-token")
+                return false;
+            ctx.Response.StatusCode = 401;
+            ctx.Response.Headers.WWWAuthenticate = $"Bearer realm=\"http://{_registry.Host}/token\",service=\"fake\"";
+            return true;
+        };
+        using (var h = new PullHarness())
+            Assert.Equal(image.ConfigDigest, await h.PullAsync($"{_registry.Host}/tok:v1", new Credentials(IdentityToken: "refresh-me")));
+        using (var h = new PullHarness())
+            Assert.Equal(image.ConfigDigest, await h.PullAsync($"{_registry.Host}/tok:v1", new Credentials(RegistryToken: "kubelet-token")));
+        Assert.DoesNotContain(_registry.Requests, r => r.Path == "/token" && r.Authorization is not null);
+    }
+
+    [Fact]
     public async Task Basic_auth_from_the_credentials_file_and_a_registry_token_as_given()
     {
         var image = Simple("basic");
