@@ -294,7 +294,7 @@ public sealed class RuncPodTests : IAsyncLifetime
 
     private string Bundle(Sandbox sandbox, NamespaceOption? namespaces, string id, string[] args)
     {
-        var spec = ContainerSpecBuilder.Build(sandbox, namespaces, new ContainerSpecRequest
+
         {
             Id = id,
             Name = id,
