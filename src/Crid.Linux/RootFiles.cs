@@ -28,13 +28,12 @@ public static unsafe class RootFiles
             throw new IOException($"open {root}: {Interop.ErrnoName(LibC.errno)}");
         try
         {
-            var fd = Open(rootFd, path.TrimStart('/'), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW,
+            var fd = Open(rootFd, path.TrimStart('/'), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
                 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
             if (fd < 0)
             {
                 var errno = LibC.errno;
-                // ELOOP: the final component is a symlink that resolves to one (O_NOFOLLOW applies only
-                // to the last one; the rest follow inside the root). ENXIO: a socket.
+                // ELOOP: links that loop (followed inside the root, never out of it). ENXIO: a socket.
                 if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == ENXIO)
                     return null;
                 throw new IOException($"openat2 {root}/{path.TrimStart('/')}: {Interop.ErrnoName(errno)}");
