@@ -118,7 +118,7 @@ public sealed class ContainerSpecLinuxTests : IDisposable
         Assert.Equal("sandbox_config.linux.cgroup_parent", e.Field);
     }
 
-    private Oci.Resources? Limits(Action<LinuxContainerResources> edit) =>
+    private Oci.LinuxResources? Limits(Action<LinuxContainerResources> edit) =>
         _f.Build(c =>
         {
             c.Linux.Resources = new LinuxContainerResources();

@@ -12,7 +12,7 @@ public sealed class ContainerSpecMountTests : IDisposable
 
     public void Dispose() => _f.Dispose();
 
-    private static Dictionary<string, Oci.Mount> ByDestination(Spec spec) => spec.Mounts!.ToDictionary(m => m.Destination);
+    private static Dictionary<string, Oci.SpecMount> ByDestination(Spec spec) => spec.Mounts!.ToDictionary(m => m.Destination);
 
     [Fact]
     public void The_defaults_and_the_pods_files_are_mounted()

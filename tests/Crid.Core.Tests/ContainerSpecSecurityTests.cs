@@ -110,7 +110,7 @@ public sealed class ContainerSpecSecurityTests : IDisposable
             Assert.False(Allows(seccomp, blocked), blocked);
     }
 
-    private static bool Allows(Seccomp seccomp, string name) =>
+    private static bool Allows(LinuxSeccomp seccomp, string name) =>
         seccomp.Syscalls!.Any(s => s.Action == "SCMP_ACT_ALLOW" && s.Names!.Contains(name) && s.Args is null);
 
     [Fact]

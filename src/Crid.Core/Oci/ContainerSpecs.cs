@@ -124,7 +124,7 @@ public static partial class ContainerSpecs
         opts.Add(SpecOpts.WithReadonlyPaths(sc is { ReadonlyPaths.Count: > 0 } ? sc.ReadonlyPaths : PodSpec.DefaultReadonlyPaths));
 
         // Devices: none but runc's defaults, then the config's.
-        opts.Add(SpecOpts.WithDeviceRule(new DeviceRule { Allow = false, Access = "rwm" }));
+        opts.Add(SpecOpts.WithDeviceRule(new LinuxDeviceRule { Allow = false, Access = "rwm" }));
         opts.AddRange(Devices(config, host));
 
         if (privileged)
@@ -374,7 +374,7 @@ public static partial class ContainerSpecs
                     break;
             }
             options.Add(m.Readonly ? "ro" : "rw");
-            yield return SpecOpts.WithMount(new Mount
+            yield return SpecOpts.WithMount(new SpecMount
             {
                 Destination = Clean(m.ContainerPath),
                 Type = "bind",
@@ -402,7 +402,7 @@ public static partial class ContainerSpecs
             var source = Path.Combine(volumesDir, name);
             Directory.CreateDirectory(source, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
                 | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-            yield return SpecOpts.WithMount(new Mount
+            yield return SpecOpts.WithMount(new SpecMount
             {
                 Destination = volume,
                 Type = "bind",
@@ -444,7 +444,7 @@ public static partial class ContainerSpecs
                 Uid = n.Uid,
                 Gid = n.Gid,
             });
-            yield return SpecOpts.WithDeviceRule(new DeviceRule { Allow = true, Type = n.Type.ToString(), Major = n.Major, Minor = n.Minor, Access = access });
+            yield return SpecOpts.WithDeviceRule(new LinuxDeviceRule { Allow = true, Type = n.Type.ToString(), Major = n.Major, Minor = n.Minor, Access = access });
         }
     }
 
@@ -523,7 +523,7 @@ public static partial class ContainerSpecs
                     throw new InvalidArgumentException($"{Res}.hugepage_limits[{i}].page_size",
                         $"this host has no {P(r.HugepageLimits[i].PageSize)} huge pages (it has {string.Join(", ", cgroups.HugePageSizes.Order())})");
             }
-            yield return SpecOpts.WithHugepageLimits(r.HugepageLimits.Select(h => new HugepageLimit { PageSize = h.PageSize, Limit = h.Limit }));
+            yield return SpecOpts.WithHugepageLimits(r.HugepageLimits.Select(h => new LinuxHugepageLimit { PageSize = h.PageSize, Limit = h.Limit }));
         }
         if (r.Unified.Count > 0)
         {

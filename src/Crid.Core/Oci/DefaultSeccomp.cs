@@ -106,12 +106,12 @@ public static class DefaultSeccomp
     ];
 
     /// <summary>The profile for a container whose bounding set is <paramref name="capabilities"/>.</summary>
-    public static Seccomp Build(IReadOnlyCollection<string> capabilities) => Build(capabilities, RuntimeInformation.OSArchitecture);
+    public static LinuxSeccomp Build(IReadOnlyCollection<string> capabilities) => Build(capabilities, RuntimeInformation.OSArchitecture);
 
-    internal static Seccomp Build(IReadOnlyCollection<string> capabilities, Architecture arch)
+    internal static LinuxSeccomp Build(IReadOnlyCollection<string> capabilities, Architecture arch)
     {
         var has = capabilities.ToHashSet(StringComparer.Ordinal);
-        var syscalls = new List<SeccompSyscall> { Allow(Always) };
+        var syscalls = new List<LinuxSyscall> { Allow(Always) };
         syscalls.AddRange(arch switch
         {
             Architecture.X64 or Architecture.X86 => [Allow(["arch_prctl"])],
@@ -121,9 +121,9 @@ public static class DefaultSeccomp
         // personality(2): only the execution domains programs ask for on their own (PER_LINUX,
         // PER_LINUX32, UNAME26 with either, and the query 0xffffffff); others weaken ASLR and the like.
         foreach (var persona in new ulong[] { 0x0, 0x8, 0x20000, 0x20008, 0xffffffff })
-            syscalls.Add(Allow(["personality"], new SeccompArg { Index = 0, Value = persona, Op = "SCMP_CMP_EQ" }));
+            syscalls.Add(Allow(["personality"], new LinuxSeccompArg { Index = 0, Value = persona, Op = "SCMP_CMP_EQ" }));
         // AF_VSOCK sockets reach the host (or the hypervisor) past the pod's network namespace.
-        syscalls.Add(Allow(["socket"], new SeccompArg { Index = 0, Value = AfVsock, Op = "SCMP_CMP_NE" }));
+        syscalls.Add(Allow(["socket"], new LinuxSeccompArg { Index = 0, Value = AfVsock, Op = "SCMP_CMP_NE" }));
 
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (capability, list) in WithCapability)
@@ -137,11 +137,11 @@ public static class DefaultSeccomp
         {
             // Threads and forks, but no new namespaces: clone's flags are its first argument on
             // x86 and arm (s390 swaps the first two, and is not a platform crid runs on).
-            syscalls.Add(Allow(["clone"], new SeccompArg { Index = 0, Value = NamespaceFlags, ValueTwo = 0, Op = "SCMP_CMP_MASKED_EQ" }));
+            syscalls.Add(Allow(["clone"], new LinuxSeccompArg { Index = 0, Value = NamespaceFlags, ValueTwo = 0, Op = "SCMP_CMP_MASKED_EQ" }));
             // clone3 passes its flags in memory, where seccomp cannot look: ENOSYS makes libc fall back to clone.
-            syscalls.Add(new SeccompSyscall { Names = ["clone3"], Action = "SCMP_ACT_ERRNO", ErrnoRet = Enosys });
+            syscalls.Add(new LinuxSyscall { Names = ["clone3"], Action = "SCMP_ACT_ERRNO", ErrnoRet = Enosys });
         }
-        return new Seccomp
+        return new LinuxSeccomp
         {
             DefaultAction = "SCMP_ACT_ERRNO",
             DefaultErrnoRet = Eperm,
@@ -155,6 +155,6 @@ public static class DefaultSeccomp
         };
     }
 
-    private static SeccompSyscall Allow(string[] names, params SeccompArg[] args) =>
+    private static LinuxSyscall Allow(string[] names, params LinuxSeccompArg[] args) =>
         new() { Names = [.. names], Action = "SCMP_ACT_ALLOW", Args = args.Length > 0 ? [.. args] : null };
 }

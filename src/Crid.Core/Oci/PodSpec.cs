@@ -110,7 +110,7 @@ internal static class PodSpec
     /// not own. With the host's ipc there is no /dev/mqueue at all (the host may have none
     /// mounted to bind; mq_open(3) works without it).
     /// </remarks>
-    public static IEnumerable<Mount> BaseMounts(PodSpecContext pod)
+    public static IEnumerable<SpecMount> BaseMounts(PodSpecContext pod)
     {
         var ns = pod.NamespaceOptions;
         var userns = pod.HasUserNamespace;
@@ -130,7 +130,7 @@ internal static class PodSpec
     }
 
     /// <summary>The pod's resolv.conf and hostname: every container of the pod reads the same files (kubelet writes DNS once, for the pod).</summary>
-    public static IEnumerable<Mount> FileMounts(PodSpecContext pod, bool readOnly)
+    public static IEnumerable<SpecMount> FileMounts(PodSpecContext pod, bool readOnly)
     {
         string[] Options() => readOnly ? ["rbind", "ro", "nosuid", "nodev", "noexec"] : ["rbind", "rw", "nosuid", "nodev", "noexec"];
         yield return SpecOpts.NewMount("/etc/resolv.conf", "bind", pod.ResolvConfPath, Options());

@@ -40,7 +40,7 @@ public static class SandboxSpec
         opts.AddRange(PodSpec.SharedNamespaces(pod));
         opts.Add(SpecOpts.WithMaskedPaths(PodSpec.DefaultMaskedPaths));
         opts.Add(SpecOpts.WithReadonlyPaths(PodSpec.DefaultReadonlyPaths));
-        opts.Add(SpecOpts.WithDeviceRule(new DeviceRule { Allow = false, Access = "rwm" }));
+        opts.Add(SpecOpts.WithDeviceRule(new LinuxDeviceRule { Allow = false, Access = "rwm" }));
         if (sandbox.Config.Linux is { CgroupParent.Length: > 0 } l)
             opts.Add(SpecOpts.WithCgroupsPath(PodSpec.CgroupsPath(l.CgroupParent, sandbox.Id)));
         return SpecOpts.Build(opts);

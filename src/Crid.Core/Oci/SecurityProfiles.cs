@@ -64,7 +64,7 @@ internal static class SecurityProfiles
         }
     }
 
-    private static Seccomp Localhost(string path, string field, IHostFacts host)
+    private static LinuxSeccomp Localhost(string path, string field, IHostFacts host)
     {
         if (!path.StartsWith('/'))
             throw new InvalidArgumentException(field, $"the Localhost profile \"{Sandboxes.SandboxValidator.Printable(path)}\" is not an absolute path");
@@ -95,7 +95,7 @@ internal static class SecurityProfiles
     /// A profile file as the runtime-spec wants it: Docker's archMap and single "name" folded into
     /// architectures and names, every action and operator one that libseccomp knows.
     /// </summary>
-    internal static Seccomp Normalize(Seccomp p, string path, string field)
+    internal static LinuxSeccomp Normalize(LinuxSeccomp p, string path, string field)
     {
         if (!Actions.Contains(p.DefaultAction))
             throw new InvalidArgumentException(field, $"the profile {path} has the unknown defaultAction \"{Sandboxes.SandboxValidator.Printable(p.DefaultAction)}\"");
@@ -168,8 +168,8 @@ internal static class SecurityProfiles
 }
 
 /// <summary>Unconfined, the runtime's default (built from the container's final capabilities), or a given profile.</summary>
-internal sealed record SeccompChoice(Seccomp? Profile, bool IsRuntimeDefault = false)
+internal sealed record SeccompChoice(LinuxSeccomp? Profile, bool IsRuntimeDefault = false)
 {
-    public static readonly SeccompChoice Unconfined = new((Seccomp?)null);
-    public static readonly SeccompChoice RuntimeDefault = new((Seccomp?)null, true);
+    public static readonly SeccompChoice Unconfined = new((LinuxSeccomp?)null);
+    public static readonly SeccompChoice RuntimeDefault = new((LinuxSeccomp?)null, true);
 }

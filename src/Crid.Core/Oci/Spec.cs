@@ -12,12 +12,12 @@ namespace Crid.Core.Oci;
 public sealed class Spec
 {
     [JsonPropertyName("ociVersion")] public string OciVersion { get; set; } = SpecVersion.Current;
-    [JsonPropertyName("process")] public Process? Process { get; set; }
-    [JsonPropertyName("root")] public Root? Root { get; set; }
+    [JsonPropertyName("process")] public SpecProcess? Process { get; set; }
+    [JsonPropertyName("root")] public SpecRoot? Root { get; set; }
     [JsonPropertyName("hostname")] public string? Hostname { get; set; }
-    [JsonPropertyName("mounts")] public List<Mount>? Mounts { get; set; }
+    [JsonPropertyName("mounts")] public List<SpecMount>? Mounts { get; set; }
     [JsonPropertyName("annotations")] public Dictionary<string, string>? Annotations { get; set; }
-    [JsonPropertyName("linux")] public Linux? Linux { get; set; }
+    [JsonPropertyName("linux")] public SpecLinux? Linux { get; set; }
 }
 
 public static class SpecVersion
@@ -27,16 +27,16 @@ public static class SpecVersion
 }
 
 /// <summary>config.md "Process".</summary>
-public sealed class Process
+public sealed class SpecProcess
 {
     [JsonPropertyName("terminal")] public bool Terminal { get; set; }
     [JsonPropertyName("consoleSize")] public ConsoleSize? ConsoleSize { get; set; }
-    [JsonPropertyName("user")] public User User { get; set; } = new();
+    [JsonPropertyName("user")] public SpecUser User { get; set; } = new();
     [JsonPropertyName("args")] public List<string> Args { get; set; } = [];
     [JsonPropertyName("env")] public List<string>? Env { get; set; }
     [JsonPropertyName("cwd")] public string Cwd { get; set; } = "/";
-    [JsonPropertyName("capabilities")] public Capabilities? Capabilities { get; set; }
-    [JsonPropertyName("rlimits")] public List<Rlimit>? Rlimits { get; set; }
+    [JsonPropertyName("capabilities")] public LinuxCapabilities? Capabilities { get; set; }
+    [JsonPropertyName("rlimits")] public List<PosixRlimit>? Rlimits { get; set; }
     [JsonPropertyName("noNewPrivileges")] public bool? NoNewPrivileges { get; set; }
     [JsonPropertyName("apparmorProfile")] public string? ApparmorProfile { get; set; }
     [JsonPropertyName("oomScoreAdj")] public int? OomScoreAdj { get; set; }
@@ -50,7 +50,7 @@ public sealed class ConsoleSize
 }
 
 /// <summary>config.md "POSIX process user".</summary>
-public sealed class User
+public sealed class SpecUser
 {
     [JsonPropertyName("uid")] public uint Uid { get; set; }
     [JsonPropertyName("gid")] public uint Gid { get; set; }
@@ -59,7 +59,7 @@ public sealed class User
 }
 
 /// <summary>config.md "capabilities": sets of CAP_ names.</summary>
-public sealed class Capabilities
+public sealed class LinuxCapabilities
 {
     [JsonPropertyName("bounding")] public List<string>? Bounding { get; set; }
     [JsonPropertyName("effective")] public List<string>? Effective { get; set; }
@@ -69,7 +69,7 @@ public sealed class Capabilities
 }
 
 /// <summary>config.md "rlimits": getrlimit(2) resources such as RLIMIT_NOFILE.</summary>
-public sealed class Rlimit
+public sealed class PosixRlimit
 {
     [JsonPropertyName("type")] public string Type { get; set; } = "";
     [JsonPropertyName("hard")] public ulong Hard { get; set; }
@@ -77,14 +77,14 @@ public sealed class Rlimit
 }
 
 /// <summary>config.md "Root".</summary>
-public sealed class Root
+public sealed class SpecRoot
 {
     [JsonPropertyName("path")] public string Path { get; set; } = "";
     [JsonPropertyName("readonly")] public bool Readonly { get; set; }
 }
 
 /// <summary>config.md "Mounts": a mount(2), or a bind when type is "bind" / options hold "bind" or "rbind".</summary>
-public sealed class Mount
+public sealed class SpecMount
 {
     [JsonPropertyName("destination")] public string Destination { get; set; } = "";
     [JsonPropertyName("type")] public string? Type { get; set; }
@@ -95,18 +95,18 @@ public sealed class Mount
 }
 
 /// <summary>config-linux.md.</summary>
-public sealed class Linux
+public sealed class SpecLinux
 {
     [JsonPropertyName("namespaces")] public List<LinuxNamespace>? Namespaces { get; set; }
     [JsonPropertyName("maskedPaths")] public List<string>? MaskedPaths { get; set; }
     [JsonPropertyName("readonlyPaths")] public List<string>? ReadonlyPaths { get; set; }
-    [JsonPropertyName("resources")] public Resources? Resources { get; set; }
+    [JsonPropertyName("resources")] public LinuxResources? Resources { get; set; }
     [JsonPropertyName("uidMappings")] public List<LinuxIdMapping>? UidMappings { get; set; }
     [JsonPropertyName("gidMappings")] public List<LinuxIdMapping>? GidMappings { get; set; }
     [JsonPropertyName("sysctl")] public Dictionary<string, string>? Sysctl { get; set; }
     [JsonPropertyName("cgroupsPath")] public string? CgroupsPath { get; set; }
     [JsonPropertyName("devices")] public List<LinuxDevice>? Devices { get; set; }
-    [JsonPropertyName("seccomp")] public Seccomp? Seccomp { get; set; }
+    [JsonPropertyName("seccomp")] public LinuxSeccomp? Seccomp { get; set; }
     [JsonPropertyName("rootfsPropagation")] public string? RootfsPropagation { get; set; }
     [JsonPropertyName("mountLabel")] public string? MountLabel { get; set; }
 }
@@ -139,18 +139,18 @@ public sealed class LinuxDevice
 }
 
 /// <summary>config-linux.md "Control groups": the limits runc writes into the container's cgroup.</summary>
-public sealed class Resources
+public sealed class LinuxResources
 {
-    [JsonPropertyName("devices")] public List<DeviceRule>? Devices { get; set; }
-    [JsonPropertyName("memory")] public MemoryLimits? Memory { get; set; }
-    [JsonPropertyName("cpu")] public CpuLimits? Cpu { get; set; }
-    [JsonPropertyName("pids")] public PidsLimit? Pids { get; set; }
-    [JsonPropertyName("hugepageLimits")] public List<HugepageLimit>? HugepageLimits { get; set; }
+    [JsonPropertyName("devices")] public List<LinuxDeviceRule>? Devices { get; set; }
+    [JsonPropertyName("memory")] public LinuxMemory? Memory { get; set; }
+    [JsonPropertyName("cpu")] public LinuxCpu? Cpu { get; set; }
+    [JsonPropertyName("pids")] public LinuxPids? Pids { get; set; }
+    [JsonPropertyName("hugepageLimits")] public List<LinuxHugepageLimit>? HugepageLimits { get; set; }
     [JsonPropertyName("unified")] public Dictionary<string, string>? Unified { get; set; }
 }
 
 /// <summary>config-linux.md "Allowed Device list": one devices-cgroup rule; null type/major/minor match all.</summary>
-public sealed class DeviceRule
+public sealed class LinuxDeviceRule
 {
     [JsonPropertyName("allow")] public bool Allow { get; set; }
     [JsonPropertyName("type")] public string? Type { get; set; }
@@ -159,7 +159,7 @@ public sealed class DeviceRule
     [JsonPropertyName("access")] public string? Access { get; set; }
 }
 
-public sealed class MemoryLimits
+public sealed class LinuxMemory
 {
     [JsonPropertyName("limit")] public long? Limit { get; set; }
     [JsonPropertyName("reservation")] public long? Reservation { get; set; }
@@ -169,7 +169,7 @@ public sealed class MemoryLimits
     [JsonPropertyName("disableOOMKiller")] public bool? DisableOomKiller { get; set; }
 }
 
-public sealed class CpuLimits
+public sealed class LinuxCpu
 {
     [JsonPropertyName("shares")] public ulong? Shares { get; set; }
     [JsonPropertyName("quota")] public long? Quota { get; set; }
@@ -178,19 +178,19 @@ public sealed class CpuLimits
     [JsonPropertyName("mems")] public string? Mems { get; set; }
 }
 
-public sealed class PidsLimit
+public sealed class LinuxPids
 {
     [JsonPropertyName("limit")] public long Limit { get; set; }
 }
 
-public sealed class HugepageLimit
+public sealed class LinuxHugepageLimit
 {
     [JsonPropertyName("pageSize")] public string PageSize { get; set; } = "";
     [JsonPropertyName("limit")] public ulong Limit { get; set; }
 }
 
 /// <summary>config-linux.md "Seccomp". Also the shape of a Localhost profile file.</summary>
-public sealed class Seccomp
+public sealed class LinuxSeccomp
 {
     [JsonPropertyName("defaultAction")] public string DefaultAction { get; set; } = "";
     [JsonPropertyName("defaultErrnoRet")] public uint? DefaultErrnoRet { get; set; }
@@ -198,7 +198,7 @@ public sealed class Seccomp
     [JsonPropertyName("flags")] public List<string>? Flags { get; set; }
     [JsonPropertyName("listenerPath")] public string? ListenerPath { get; set; }
     [JsonPropertyName("listenerMetadata")] public string? ListenerMetadata { get; set; }
-    [JsonPropertyName("syscalls")] public List<SeccompSyscall>? Syscalls { get; set; }
+    [JsonPropertyName("syscalls")] public List<LinuxSyscall>? Syscalls { get; set; }
 
     /// <summary>Docker's profile format names architectures this way; read from profiles, never written.</summary>
     [JsonPropertyName("archMap")] public List<SeccompArchMap>? ArchMap { get; set; }
@@ -210,18 +210,18 @@ public sealed class SeccompArchMap
     [JsonPropertyName("subArchitectures")] public List<string>? SubArchitectures { get; set; }
 }
 
-public sealed class SeccompSyscall
+public sealed class LinuxSyscall
 {
     [JsonPropertyName("names")] public List<string>? Names { get; set; }
     [JsonPropertyName("action")] public string Action { get; set; } = "";
     [JsonPropertyName("errnoRet")] public uint? ErrnoRet { get; set; }
-    [JsonPropertyName("args")] public List<SeccompArg>? Args { get; set; }
+    [JsonPropertyName("args")] public List<LinuxSeccompArg>? Args { get; set; }
 
     /// <summary>The single-name form of old Docker profiles; read from profiles, never written.</summary>
     [JsonPropertyName("name")] public string? Name { get; set; }
 }
 
-public sealed class SeccompArg
+public sealed class LinuxSeccompArg
 {
     [JsonPropertyName("index")] public uint Index { get; set; }
     [JsonPropertyName("value")] public ulong Value { get; set; }

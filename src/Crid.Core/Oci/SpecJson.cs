@@ -19,14 +19,14 @@ public static class SpecJson
 
     /// <summary>A seccomp profile file: the runtime-spec's linux.seccomp object on its own.</summary>
     /// <exception cref="JsonException">the bytes are not a seccomp profile.</exception>
-    public static Seccomp DeserializeSeccomp(ReadOnlySpan<byte> json) =>
-        JsonSerializer.Deserialize(json, SpecJsonContext.Default.Seccomp) ?? throw new JsonException("the profile is null");
+    public static LinuxSeccomp DeserializeSeccomp(ReadOnlySpan<byte> json) =>
+        JsonSerializer.Deserialize(json, SpecJsonContext.Default.LinuxSeccomp) ?? throw new JsonException("the profile is null");
 
-    public static byte[] SerializeSeccomp(Seccomp profile) => JsonSerializer.SerializeToUtf8Bytes(profile, SpecJsonContext.Default.Seccomp);
+    public static byte[] SerializeSeccomp(LinuxSeccomp profile) => JsonSerializer.SerializeToUtf8Bytes(profile, SpecJsonContext.Default.LinuxSeccomp);
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true)]
 [JsonSerializable(typeof(Spec))]
-[JsonSerializable(typeof(Seccomp))]
+[JsonSerializable(typeof(LinuxSeccomp))]
 internal sealed partial class SpecJsonContext : JsonSerializerContext;

@@ -5,7 +5,7 @@ public static partial class SpecOpts
     // ---- mounts (config.md "Mounts") ----
 
     /// <summary>Adds a mount, replacing one already at the same destination (in its place, so order is kept).</summary>
-    public static SpecOpt WithMount(Mount mount) => s =>
+    public static SpecOpt WithMount(SpecMount mount) => s =>
     {
         var mounts = s.Mounts ??= [];
         var at = mounts.FindIndex(m => SameDestination(m.Destination, mount.Destination));
@@ -15,7 +15,7 @@ public static partial class SpecOpts
             mounts.Add(mount);
     };
 
-    public static SpecOpt WithMounts(IEnumerable<Mount> mounts) => s =>
+    public static SpecOpt WithMounts(IEnumerable<SpecMount> mounts) => s =>
     {
         foreach (var m in mounts)
             WithMount(m)(s);
@@ -29,7 +29,7 @@ public static partial class SpecOpts
     internal static bool SameDestination(string a, string b) =>
         string.Equals(a.TrimEnd('/'), b.TrimEnd('/'), StringComparison.Ordinal) || (a == "/" && b == "/");
 
-    internal static Mount NewMount(string destination, string type, string source, params string[] options) =>
+    internal static SpecMount NewMount(string destination, string type, string source, params string[] options) =>
         new() { Destination = destination, Type = type, Source = source, Options = [.. options] };
 
     /// <summary>config-linux.md "rootfs mount propagation": the runtime's own mount of the root.</summary>
@@ -83,11 +83,11 @@ public static partial class SpecOpts
 
     public static SpecOpt WithCgroupsPath(string path) => s => s.EnsureLinux().CgroupsPath = path;
 
-    public static SpecOpt WithDeviceRule(DeviceRule rule) => s => (s.EnsureResources().Devices ??= []).Add(rule);
+    public static SpecOpt WithDeviceRule(LinuxDeviceRule rule) => s => (s.EnsureResources().Devices ??= []).Add(rule);
 
     /// <summary>Every device allowed (privileged): the rules so far are replaced by one that allows all.</summary>
     public static SpecOpt WithAllDevicesAllowed() => s =>
-        s.EnsureResources().Devices = [new DeviceRule { Allow = true, Access = "rwm" }];
+        s.EnsureResources().Devices = [new LinuxDeviceRule { Allow = true, Access = "rwm" }];
 
     /// <summary>A device node to create in the container, replacing one at the same path.</summary>
     public static SpecOpt WithDevice(LinuxDevice device) => s =>
@@ -97,15 +97,15 @@ public static partial class SpecOpts
         devices.Add(device);
     };
 
-    public static SpecOpt WithCpu(Action<CpuLimits> edit) => s => edit(s.EnsureResources().Cpu ??= new CpuLimits());
+    public static SpecOpt WithCpu(Action<LinuxCpu> edit) => s => edit(s.EnsureResources().Cpu ??= new LinuxCpu());
 
-    public static SpecOpt WithMemory(Action<MemoryLimits> edit) => s => edit(s.EnsureResources().Memory ??= new MemoryLimits());
+    public static SpecOpt WithMemory(Action<LinuxMemory> edit) => s => edit(s.EnsureResources().Memory ??= new LinuxMemory());
 
-    public static SpecOpt WithPidsLimit(long limit) => s => s.EnsureResources().Pids = new PidsLimit { Limit = limit };
+    public static SpecOpt WithPidsLimit(long limit) => s => s.EnsureResources().Pids = new LinuxPids { Limit = limit };
 
-    public static SpecOpt WithHugepageLimits(IEnumerable<HugepageLimit> limits) => s =>
+    public static SpecOpt WithHugepageLimits(IEnumerable<LinuxHugepageLimit> limits) => s =>
     {
-        List<HugepageLimit> list = [.. limits];
+        List<LinuxHugepageLimit> list = [.. limits];
         s.EnsureResources().HugepageLimits = list.Count > 0 ? list : null;
     };
 
@@ -117,5 +117,5 @@ public static partial class SpecOpts
 
     // ---- security ----
 
-    public static SpecOpt WithSeccomp(Seccomp? profile) => s => s.EnsureLinux().Seccomp = profile;
+    public static SpecOpt WithSeccomp(LinuxSeccomp? profile) => s => s.EnsureLinux().Seccomp = profile;
 }

@@ -26,13 +26,13 @@ public static partial class SpecOpts
             opt(spec);
     };
 
-    internal static Process EnsureProcess(this Spec s) => s.Process ??= new Process();
+    internal static SpecProcess EnsureProcess(this Spec s) => s.Process ??= new SpecProcess();
 
-    internal static Linux EnsureLinux(this Spec s) => s.Linux ??= new Linux();
+    internal static SpecLinux EnsureLinux(this Spec s) => s.Linux ??= new SpecLinux();
 
-    internal static Resources EnsureResources(this Spec s) => s.EnsureLinux().Resources ??= new Resources();
+    internal static LinuxResources EnsureResources(this Spec s) => s.EnsureLinux().Resources ??= new LinuxResources();
 
-    internal static Capabilities EnsureCapabilities(this Spec s) => s.EnsureProcess().Capabilities ??= new Capabilities();
+    internal static LinuxCapabilities EnsureCapabilities(this Spec s) => s.EnsureProcess().Capabilities ??= new LinuxCapabilities();
 
     // ---- process (config.md "Process") ----
 
@@ -135,7 +135,7 @@ public static partial class SpecOpts
 
     // ---- root, hostname, annotations ----
 
-    public static SpecOpt WithRoot(string path, bool readOnly) => s => s.Root = new Root { Path = path, Readonly = readOnly };
+    public static SpecOpt WithRoot(string path, bool readOnly) => s => s.Root = new SpecRoot { Path = path, Readonly = readOnly };
 
     public static SpecOpt WithHostname(string hostname) => s => s.Hostname = hostname;
 
