@@ -86,6 +86,23 @@ public sealed class ContainerSpecMountTests : IDisposable
     }
 
     [Fact]
+    public void A_request_the_host_refuses_creates_no_host_path()
+    {
+        var missing = Path.Combine(_f.Dir, "never");
+        Assert.Throws<InvalidArgumentException>(() => _f.Build(c =>
+        {
+            c.Mounts.Add(new CriMount { HostPath = missing, ContainerPath = "/made" });
+            c.Linux.Resources = new LinuxContainerResources { CpusetCpus = "7" };
+        }));
+        Assert.Throws<InvalidArgumentException>(() => _f.Build(c =>
+        {
+            c.Mounts.Add(new CriMount { HostPath = missing, ContainerPath = "/made" });
+            c.Devices.Add(new Device { HostPath = "/dev/nope" });
+        }));
+        Assert.False(Directory.Exists(missing));
+    }
+
+    [Fact]
     public void Propagation_maps_to_rslave_and_rshared_and_sets_the_roots()
     {
         var shared = Directory.CreateDirectory(Path.Combine(_f.Dir, "shared")).FullName;

@@ -81,6 +81,11 @@ public static partial class ContainerSpecs
         var apparmor = SecurityProfiles.AppArmor(sc, host);
         var capabilities = Capabilities(sc, privileged, host);
         var readOnlyRoot = sc?.ReadonlyRootfs ?? false;
+        // Every check against the host before the one step that changes it (creating missing host
+        // paths and volume folders), so a refused request leaves nothing behind.
+        var devices = Devices(config, host).ToList();
+        var resources = Resources(config.Linux?.Resources, host).ToList();
+        var cgroupsPath = CgroupsPath(pod, request.Id, request.DefaultCgroupParent);
 
         var opts = new List<SpecOpt>
         {
@@ -125,7 +130,7 @@ public static partial class ContainerSpecs
 
         // Devices: none but runc's defaults, then the config's.
         opts.Add(SpecOpts.WithDeviceRule(new LinuxDeviceRule { Allow = false, Access = "rwm" }));
-        opts.AddRange(Devices(config, host));
+        opts.AddRange(devices);
 
         if (privileged)
         {
@@ -140,8 +145,8 @@ public static partial class ContainerSpecs
         }
 
         // cgroup: where, and how much.
-        opts.Add(SpecOpts.WithCgroupsPath(CgroupsPath(pod, request.Id, request.DefaultCgroupParent)));
-        opts.AddRange(Resources(config.Linux?.Resources, host));
+        opts.Add(SpecOpts.WithCgroupsPath(cgroupsPath));
+        opts.AddRange(resources);
         if (request.PidsLimit is > 0 and var pids)
             opts.Add(SpecOpts.WithPidsLimit(pids));
 
