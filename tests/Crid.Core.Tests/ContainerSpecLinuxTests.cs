@@ -292,6 +292,24 @@ public sealed class ContainerSpecLinuxTests : IDisposable
     }
 
     [Fact]
+    public void A_config_without_linux_settings_gets_the_pods_modes_and_the_defaults()
+    {
+        var spec = _f.Build(c => c.Linux = null);
+        Assert.Equal(_f.Pod().Pins["pid"], Namespaces(spec)["pid"]);
+        Assert.Equal(PodSpec.DefaultCapabilities, spec.Process!.Capabilities!.Bounding!);
+        Assert.Equal((0u, 0u), (spec.Process.User.Uid, spec.Process.User.Gid));
+        Assert.Null(spec.Linux!.Seccomp);
+        Assert.False(spec.Process.NoNewPrivileges);
+    }
+
+    [Fact]
+    public void The_default_seccomp_profile_names_the_architectures_of_the_host()
+    {
+        Assert.Equal(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"], DefaultSeccomp.Build([], System.Runtime.InteropServices.Architecture.Arm64).Architectures!);
+        Assert.Contains(DefaultSeccomp.Build([], System.Runtime.InteropServices.Architecture.X64).Syscalls!, s => s.Names!.Contains("arch_prctl"));
+    }
+
+    [Fact]
     public void Validate_alone_needs_no_pod_image_or_host()
     {
         ContainerSpecs.Validate(SpecFixture.Config());
