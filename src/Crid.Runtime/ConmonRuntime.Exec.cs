@@ -117,9 +117,9 @@ public sealed partial class ConmonRuntime
 
             if (!exec.Started)
             {
-                var exit = await session.Runc.Exited.ConfigureAwait(false);
+                var failure = exec.Failure(await session.Runc.Exited.ConfigureAwait(false));
                 await session.DisposeAsync().ConfigureAwait(false);
-                throw exec.Failure(exit);
+                throw failure;
             }
 
             return session;

@@ -125,17 +125,17 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
         CheckId(id);
         var files = Files(id);
         string logPath = files.LogPath ?? throw new NotFoundException($"container {id} not found");
-        if (!IsMonitorAlive(files))
+        int monitor = MonitorPid(files);
+        if (monitor == 0)
         {
             throw new FailedPreconditionException($"container {id} is not running: no monitor writes its log");
         }
 
         // conmon reopens by writing <log>.tmp and renaming it over the log path (reopen_k8s_file):
         // the rename is the moment the new file exists.
-        string dir = Path.GetDirectoryName(logPath)!;
         string name = Path.GetFileName(logPath);
         using var inotify = new Inotify();
-        inotify.Watch(dir, Inotify.MovedTo | Inotify.Create);
+        inotify.Watch(Path.GetDirectoryName(logPath)!, Inotify.MovedTo | Inotify.Create);
         if (!Fifo.TryWrite(files.ControlFifo, "2 0 0\n"))
         {
             throw new FailedPreconditionException($"container {id} is not running: its monitor's control fifo has no reader");
@@ -143,22 +143,43 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
 
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(TimeSpan.FromSeconds(10));
+        var reopened = WaitForNameAsync(inotify, name, logPath, deadline.Token);
+
+        // A container that exits right now takes its monitor with it: nobody will reopen anything.
+        var monitorGone = ChildProcess.WaitForExitAsync(monitor, deadline.Token);
         try
         {
-            while (true)
+            if (await Task.WhenAny(reopened, monitorGone).ConfigureAwait(false) == reopened || reopened.IsCompletedSuccessfully)
             {
-                foreach (var e in await inotify.ReadAsync(deadline.Token).ConfigureAwait(false))
-                {
-                    if (e.Name == name || (e.Overflowed && File.Exists(logPath)))
-                    {
-                        return;
-                    }
-                }
+                await reopened.ConfigureAwait(false);
+                return;
             }
+
+            await monitorGone.ConfigureAwait(false);
+            throw new FailedPreconditionException($"container {id} stopped: its monitor exited before reopening the log");
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw new RuntimeFailureException($"conmon of container {id} did not reopen {logPath} within 10 s");
+        }
+        finally
+        {
+            deadline.Cancel();
+            await Task.WhenAll(reopened, monitorGone).ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task WaitForNameAsync(Inotify inotify, string name, string path, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            foreach (var e in await inotify.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (e.Name == name || (e.Overflowed && File.Exists(path)))
+                {
+                    return;
+                }
+            }
         }
     }
 

@@ -175,6 +175,28 @@ internal sealed class RuntimeHost : IAsyncDisposable
         return found;
     }
 
+    /// <summary>The command lines of the live processes in a container's cgroup (zombies have none).</summary>
+    public List<string> LiveProcessesOf(string id)
+    {
+        var found = new List<string>();
+        foreach (var line in File.ReadLines($"/sys/fs/cgroup/pids/{Tag}-{id}/cgroup.procs"))
+        {
+            try
+            {
+                string cmdline = File.ReadAllText($"/proc/{line.Trim()}/cmdline").Replace('\0', ' ').Trim();
+                if (cmdline.Length > 0)
+                {
+                    found.Add(cmdline);
+                }
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        return found;
+    }
+
     /// <summary>cgroup folders (any hierarchy) named with this host's tag.</summary>
     public List<string> OurCgroups()
     {
