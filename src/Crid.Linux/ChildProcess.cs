@@ -320,6 +320,11 @@ public sealed class ChildProcess
                 Interop.PosixSpawnFileActionsAddchdir(actions, Str(o.WorkingDirectory));
             }
 
+            // Close-on-exec is not enough: a descriptor the daemon inherited without it (from a
+            // service manager, a test runner) would live on in a detached conmon for the
+            // container's whole life. Nothing above the given numbers reaches the child.
+            Interop.PosixSpawnFileActionsAddclosefrom(actions, minFd);
+
             byte* exe = Str(o.Executable);
             byte** argv = Array(o.Args);
             byte** envp = Array(o.Environment);

@@ -15,6 +15,7 @@ public sealed partial class ConmonRuntime
         ArgumentNullException.ThrowIfNull(request);
         CheckId(request.Id);
         CheckCreate(request);
+        cancellationToken.ThrowIfCancellationRequested();
         var files = Files(request.Id);
         if (Directory.Exists(files.PersistDir) || Directory.Exists(files.RuntimeStateDir))
         {

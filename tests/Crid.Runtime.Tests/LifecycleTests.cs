@@ -110,6 +110,37 @@ public class LifecycleTests
     }
 
     [Fact]
+    public async Task A_create_the_caller_gives_up_on_at_any_moment_leaves_nothing_or_a_whole_container()
+    {
+        await using var host = new RuntimeHost();
+        var rt = host.Runtime;
+        foreach (int ms in new[] { 0, 5, 15, 30, 60, 120 })
+        {
+            string id = $"cancel{ms}";
+            using var cts = new CancellationTokenSource();
+            var create = rt.CreateAsync(host.Request(id, host.Bundle(id, ["sleep", "1000"])), cts.Token);
+            cts.CancelAfter(ms);
+            try
+            {
+                await create;
+
+                // Finished before the cancellation: a whole container.
+                Assert.Equal(ContainerRuntimeStatus.Created, (await rt.StateAsync(id, RuntimeHost.Timeout())).Status);
+                await rt.DeleteAsync(id, RuntimeHost.Timeout());
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.False(Directory.Exists(Path.Combine(host.Options.StateDir, "containers", id)), $"{id}: driver files left");
+                Assert.False(Directory.Exists(Path.Combine(host.Options.RuntimeRoot, id)), $"{id}: runc state left");
+                Assert.False(File.Exists(host.LogPath(id)), $"{id}: log file left");
+            }
+
+            Assert.Empty(host.OurProcesses());
+            Assert.Empty(host.OurCgroups());
+        }
+    }
+
+    [Fact]
     public async Task Twice_the_same_id_is_already_exists_and_bad_input_is_refused_first()
     {
         await using var host = new RuntimeHost();

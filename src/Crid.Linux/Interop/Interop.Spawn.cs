@@ -15,6 +15,10 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc, EntryPoint = "posix_spawn_file_actions_addchdir_np")]
     internal static partial int PosixSpawnFileActionsAddchdir(void* actions, byte* path);
 
+    // glibc 2.34+: closes every descriptor from fd up in the child, whether close-on-exec or not.
+    [LibraryImport(Libc, EntryPoint = "posix_spawn_file_actions_addclosefrom_np")]
+    internal static partial int PosixSpawnFileActionsAddclosefrom(void* actions, int from);
+
     [LibraryImport(Libc, EntryPoint = "posix_spawnattr_setpgroup")]
     internal static partial int PosixSpawnattrSetpgroup(void* attr, int pgroup);
 
