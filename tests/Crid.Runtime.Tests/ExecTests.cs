@@ -31,6 +31,10 @@ public class ExecTests
         r = await host.Runtime.ExecSyncAsync(new ExecSyncRequest { Id = "e", Command = ["true"] }, RuntimeHost.Timeout());
         Assert.Equal((0, 0, 0), (r.ExitCode, r.Stdout.Length, r.Stderr.Length));
 
+        // A command the container does not have is runc's failure, with runc's words, not an exit code.
+        var missing = await Assert.ThrowsAsync<RuntimeFailureException>(() => host.Runtime.ExecSyncAsync(new ExecSyncRequest { Id = "e", Command = ["nope"] }, RuntimeHost.Timeout()));
+        Assert.Contains("nope", missing.Message);
+
         // The container's spec applies: its environment, its root.
         r = await host.Runtime.ExecSyncAsync(new ExecSyncRequest { Id = "e", Command = ["sh", "-c", "echo $PATH; cat /proc/1/cmdline"] }, RuntimeHost.Timeout());
         Assert.Equal("/bin\nsleep\01000\0", Text(r.Stdout));
