@@ -344,9 +344,13 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
             }
         }
 
-        if (Directory.Exists(files.PersistDir))
+        try
         {
             Directory.Delete(files.PersistDir, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Removed already (a second delete of the same container).
         }
     }
 }

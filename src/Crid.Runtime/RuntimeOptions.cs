@@ -20,7 +20,8 @@ public sealed record RuntimeOptions
     /// The driver's own folder: <c>exits/</c> (conmon's --exit-dir), <c>attach/</c> (its
     /// --socket-dir-path: one short symlink per container to the bundle) and <c>containers/&lt;id&gt;/</c>
     /// (its --persist-dir, the pid files and the driver's own links). Keep it short: an attach
-    /// socket's path, &lt;dir&gt;/attach/&lt;id&gt;/attach, must fit in 108 bytes.
+    /// socket's path, &lt;dir&gt;/attach/&lt;id&gt;/attach, must fit in 108 bytes. One per handler:
+    /// a driver's exit watcher reports every exit file of its folder.
     /// </summary>
     public required string StateDir { get; init; }
 
