@@ -41,6 +41,40 @@ public class ExecTests
     }
 
     [Fact]
+    public async Task Many_execs_at_once_leave_no_descriptor_child_or_file()
+    {
+        await using var host = await HostWithRunningAsync("many");
+        await host.Runtime.ExecSyncAsync(new ExecSyncRequest { Id = "many", Command = ["true"] }, RuntimeHost.Timeout());
+        int fds = Directory.GetFiles("/proc/self/fd").Length;
+        var results = await Task.WhenAll(Enumerable.Range(0, 40).Select(i =>
+            host.Runtime.ExecSyncAsync(new ExecSyncRequest { Id = "many", Command = ["sh", "-c", $"echo {i}; exit {i % 3}"] }, RuntimeHost.Timeout())));
+        for (int i = 0; i < results.Length; i++)
+        {
+            Assert.Equal((i % 3, $"{i}\n"), (results[i].ExitCode, Text(results[i].Stdout)));
+        }
+
+        await using (var s = await host.Runtime.ExecAsync(new ExecRequest { Id = "many", Command = ["true"], Tty = true }, RuntimeHost.Timeout()))
+        {
+            await s.Exited.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.InRange(Directory.GetFiles("/proc/self/fd").Length, 0, fds + 2);
+        Assert.Empty(Directory.GetFiles(Path.Combine(host.Options.StateDir, "containers", "many"), "exec-*"));
+        // Children (live or zombie) of any thread of this process: every runc was reaped.
+        Assert.Empty(Directory.GetDirectories("/proc/self/task").SelectMany(t =>
+        {
+            try
+            {
+                return File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            }
+            catch (IOException)
+            {
+                return [];
+            }
+        }));
+    }
+
+    [Fact]
     public async Task ExecSync_caps_20_MiB_of_output_at_the_limit_and_keeps_the_exit_code()
     {
         await using var host = await HostWithRunningAsync("big");
