@@ -87,6 +87,45 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
         _exits.Forget(id);
     }
 
+    public async Task UpdateResourcesAsync(string id, ReadOnlyMemory<byte> linuxResources, CancellationToken cancellationToken)
+    {
+        CheckId(id);
+        var files = Files(id);
+        if (!Directory.Exists(files.PersistDir))
+        {
+            throw new NotFoundException($"container {id} not found");
+        }
+
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(linuxResources);
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object)
+            {
+                throw new InvalidArgumentException("linux", "the resources are not a JSON object");
+            }
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new InvalidArgumentException("linux", "the resources are not JSON: " + e.Message);
+        }
+
+        // runc update --resources reads a file ("-" would be stdin): one per call, removed after.
+        string path = Path.Combine(files.PersistDir, "update-" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6)) + ".json");
+        await File.WriteAllBytesAsync(path, linuxResources.ToArray(), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var r = await _runc.RunAsync(["update", "--resources", path, id], cancellationToken).ConfigureAwait(false);
+            if (!r.Succeeded)
+            {
+                throw _runc.Failure("update", id, r);
+            }
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     public async Task<ContainerRuntimeState> StateAsync(string id, CancellationToken cancellationToken)
     {
         CheckId(id);

@@ -75,6 +75,28 @@ public class LifecycleTests
     }
 
     [Fact]
+    public async Task Resources_are_updated_in_the_live_cgroup()
+    {
+        await using var host = new RuntimeHost();
+        var rt = host.Runtime;
+        await host.RunAsync("upd", ["sleep", "1000"], spec =>
+            spec["linux"]!["resources"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["memory"] = new System.Text.Json.Nodes.JsonObject { ["limit"] = 64L * 1024 * 1024 },
+            });
+        string cgroup = $"/sys/fs/cgroup/memory/{host.Tag}-upd";
+        Assert.Equal("67108864", File.ReadAllText(Path.Combine(cgroup, "memory.limit_in_bytes")).Trim());
+
+        await rt.UpdateResourcesAsync("upd", """{"memory": {"limit": 33554432}, "cpu": {"shares": 512}}"""u8.ToArray(), RuntimeHost.Timeout());
+        Assert.Equal("33554432", File.ReadAllText(Path.Combine(cgroup, "memory.limit_in_bytes")).Trim());
+        Assert.Equal("512", File.ReadAllText($"/sys/fs/cgroup/cpu/{host.Tag}-upd/cpu.shares").Trim());
+
+        await Assert.ThrowsAsync<InvalidArgumentException>(() => rt.UpdateResourcesAsync("upd", "[1]"u8.ToArray(), RuntimeHost.Timeout()));
+        await Assert.ThrowsAsync<NotFoundException>(() => rt.UpdateResourcesAsync("nope", "{}"u8.ToArray(), RuntimeHost.Timeout()));
+        Assert.Empty(Directory.GetFiles(Path.Combine(host.Options.StateDir, "containers", "upd"), "update-*"));
+    }
+
+    [Fact]
     public async Task Deleting_a_running_container_kills_it_and_leaves_nothing()
     {
         await using var host = new RuntimeHost();

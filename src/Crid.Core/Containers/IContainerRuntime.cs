@@ -54,6 +54,15 @@ public interface IContainerRuntime
     /// </summary>
     Task DeleteAsync(string id, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Applies new resource limits to the running container's cgroup (<c>runc update</c>), for
+    /// UpdateContainerResources: <paramref name="linuxResources"/> is a runtime-spec
+    /// <c>linux.resources</c> object as UTF-8 JSON; what it leaves out stays as it is.
+    /// </summary>
+    /// <exception cref="Errors.NotFoundException">no such container.</exception>
+    /// <exception cref="Errors.RuntimeFailureException">the runtime refused the values (its message).</exception>
+    Task UpdateResourcesAsync(string id, ReadOnlyMemory<byte> linuxResources, CancellationToken cancellationToken);
+
     /// <summary>The container's state, as the runtime and the monitor's exit file tell it.</summary>
     /// <exception cref="Errors.NotFoundException">neither the runtime nor the monitor know the id.</exception>
     Task<ContainerRuntimeState> StateAsync(string id, CancellationToken cancellationToken);
