@@ -149,6 +149,22 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
 
             states[id] = state;
         }).ConfigureAwait(false);
+
+        // Made by a create whose caller crashed before recording it: nobody would ever remove it.
+        var known = new HashSet<string>(ids, StringComparer.Ordinal);
+        var orphans = Directory.EnumerateDirectories(Path.Combine(_options.StateDir, "containers"))
+            .Concat(Directory.EnumerateDirectories(_options.RuntimeRoot))
+            .Select(Path.GetFileName)
+            .OfType<string>()
+            .Where(id => !known.Contains(id) && IdPattern().IsMatch(id))
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+        foreach (var id in orphans)
+        {
+            RuntimeLog.OrphanRemoved(_logger, id);
+            await DeleteAsync(id, cancellationToken).ConfigureAwait(false);
+        }
+
         return states;
     }
 

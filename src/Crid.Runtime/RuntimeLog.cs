@@ -28,6 +28,9 @@ internal static partial class RuntimeLog
     [LoggerMessage(EventId = 407, Level = LogLevel.Warning, Message = "conmon {Pid} of container {Id} did not exit after the container was deleted; killed")]
     public static partial void MonitorKilled(ILogger logger, int pid, string id);
 
+    [LoggerMessage(EventId = 409, Level = LogLevel.Warning, Message = "container {Id} is unknown to the lifecycle (a create cut short by a crash): deleted")]
+    public static partial void OrphanRemoved(ILogger logger, string id);
+
     [LoggerMessage(EventId = 408, Level = LogLevel.Warning, Message = "exec in container {Id} timed out after {Seconds:F1} s; its process group was killed")]
     public static partial void ExecTimedOut(ILogger logger, string id, double seconds);
 }

@@ -23,6 +23,21 @@ public class RestartTests
     }
 
     [Fact]
+    public async Task Recovery_deletes_a_container_the_lifecycle_never_recorded()
+    {
+        await using var host = new RuntimeHost();
+        var orphan = await host.RunAsync("orphan", ["sleep", "1000"]);
+        await host.RunAsync("kept", ["sleep", "1000"]);
+        var fresh = host.Restart();
+        var states = await fresh.RecoverAsync(["kept"], RuntimeHost.Timeout());
+        Assert.Equal(["kept"], states.Keys);
+        Assert.Equal(ContainerRuntimeStatus.Running, states["kept"].Status);
+        Assert.True(await RuntimeHost.GoneAsync(orphan.MonitorPid), "the orphan's conmon survived");
+        Assert.False(Directory.Exists(Path.Combine(host.Options.RuntimeRoot, "orphan")));
+        Assert.False(Directory.Exists(Path.Combine(host.Options.StateDir, "containers", "orphan")));
+    }
+
+    [Fact]
     public async Task Exits_while_no_driver_watched_are_found_at_recovery_and_not_raised_again()
     {
         await using var host = new RuntimeHost();

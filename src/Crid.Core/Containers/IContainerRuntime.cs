@@ -68,10 +68,13 @@ public interface IContainerRuntime
     Task<ContainerRuntimeState> StateAsync(string id, CancellationToken cancellationToken);
 
     /// <summary>
-    /// At daemon start, with the ids of every container the lifecycle knows: the state of each
-    /// (an id nobody knows any more comes back Stopped without an exit code), and the exit watcher
-    /// running, so exits from now on raise <see cref="ContainerExited"/>. Exits that happened while
-    /// no instance watched are in the states returned; they are not raised again.
+    /// At daemon start, with the ids of every container the lifecycle knows for this handler: the
+    /// state of each (an id nobody knows any more comes back Stopped without an exit code), and the
+    /// exit watcher running, so exits from now on raise <see cref="ContainerExited"/>. Exits that
+    /// happened while no instance watched are in the states returned; an exit landing during the
+    /// call may also be raised (handlers are idempotent). Containers this driver has and the
+    /// lifecycle does not know (a create cut short by a crash before its record was written) are
+    /// deleted.
     /// </summary>
     Task<IReadOnlyDictionary<string, ContainerRuntimeState>> RecoverAsync(IReadOnlyCollection<string> ids, CancellationToken cancellationToken);
 
