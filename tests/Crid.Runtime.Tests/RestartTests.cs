@@ -52,7 +52,12 @@ public class RestartTests
             await kill!.WaitForExitAsync();
         }
 
-        await Task.Delay(300);
+        // Both recorded by their conmon before a driver is back.
+        for (int i = 0; i < 500 && !(File.Exists(Path.Combine(host.Options.StateDir, "exits", "quick")) && File.Exists(Path.Combine(host.Options.StateDir, "exits", "slow"))); i++)
+        {
+            await Task.Delay(20);
+        }
+
         var raised = new List<string>();
         var fresh = host.Restart();
         fresh.ContainerExited += e => { lock (raised) { raised.Add(e.Id); } };

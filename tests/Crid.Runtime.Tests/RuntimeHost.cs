@@ -95,15 +95,19 @@ internal sealed class RuntimeHost : IAsyncDisposable
         return created;
     }
 
-    /// <summary>Waits for the driver to raise <paramref name="id"/>'s exit.</summary>
+    /// <summary>
+    /// Waits for the driver to raise <paramref name="id"/>'s exit, and checks the watcher's part: the
+    /// event came within a second of conmon writing the exit file (its time is FinishedAt), however
+    /// slowly a loaded machine let conmon get there.
+    /// </summary>
     public static async Task<ContainerExit> ExitOfAsync(ConmonRuntime runtime, string id, Func<Task> trigger, TimeSpan within)
     {
-        var seen = new TaskCompletionSource<ContainerExit>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var seen = new TaskCompletionSource<(ContainerExit Exit, DateTimeOffset At)>(TaskCreationOptions.RunContinuationsAsynchronously);
         void Handler(ContainerExit e)
         {
             if (e.Id == id)
             {
-                seen.TrySetResult(e);
+                seen.TrySetResult((e, DateTimeOffset.UtcNow));
             }
         }
 
@@ -111,7 +115,9 @@ internal sealed class RuntimeHost : IAsyncDisposable
         try
         {
             await trigger();
-            return await seen.Task.WaitAsync(within);
+            var (exit, at) = await seen.Task.WaitAsync(within + TimeSpan.FromSeconds(10));
+            Assert.True(at - exit.FinishedAt < within, $"the exit of {id} was raised {(at - exit.FinishedAt).TotalMilliseconds:F0} ms after conmon recorded it");
+            return exit;
         }
         finally
         {
