@@ -63,7 +63,7 @@ public sealed class ContainerSpecBuilderTests : IDisposable
             Uuid = "9c1dc503",
             Pins = pins,
             Dir = dir,
-            State = SandboxState.Ready,
+            Status = Crid.Core.Stores.StatusStorage<SandboxStatus>.InMemory(new SandboxStatus { State = SandboxState.Ready }),
         };
         File.WriteAllText(sandbox.SpecPath, SandboxSpec.Build(sandbox).ToJsonString());
         return sandbox;
@@ -374,7 +374,7 @@ public sealed class ContainerSpecBuilderTests : IDisposable
     public void A_stopped_sandbox_has_no_namespaces_to_join()
     {
         var pod = Pod();
-        pod.State = SandboxState.NotReady;
+        pod.Status.Update(s => s with { State = SandboxState.NotReady });
         var e = Assert.Throws<FailedPreconditionException>(() => ContainerSpecBuilder.Build(pod, null, Container()));
         Assert.Contains("not ready", e.Message);
     }

@@ -239,7 +239,7 @@ public sealed class CrashTests(ITestOutputHelper output)
         {
             var record = Path.Combine(dir, SandboxRecord.FileName);
             if (File.Exists(record))
-                SandboxRecord.Deserialize(File.ReadAllBytes(record), dir);
+                SandboxRecord.Load(dir);
         }
     }
 

@@ -150,7 +150,7 @@ internal static class Leaks
         {
             var record = Path.Combine(sandboxesDir, folder!, SandboxRecord.FileName);
             Assert.True(File.Exists(record), $"{folder} has no record");
-            SandboxRecord.Deserialize(File.ReadAllBytes(record), Path.GetDirectoryName(record)!);
+            SandboxRecord.Load(Path.GetDirectoryName(record)!);
         }
         var mounts = Cleanup.NsfsMountsUnder(d.NamespacesDir).ToHashSet();
         var owned = new HashSet<string>(StringComparer.Ordinal);

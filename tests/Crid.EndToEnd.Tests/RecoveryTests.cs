@@ -13,7 +13,7 @@ public sealed class RecoveryTests
         var ids = new List<string>();
         foreach (var file in new[] { "pod_default.json", "pod_userns.json", "pod_hostns.json" })
         {
-            var config = SandboxConfigFile.Load(Path.Combine(RepoPaths.Shared, "cri-vectors", "configs", file));
+            var config = SandboxConfigFile.Load(Path.Combine(RepoPaths.Vectors, "configs", file));
             ids.Add((await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId);
         }
         ids.Add((await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("shared-pid") })).PodSandboxId);

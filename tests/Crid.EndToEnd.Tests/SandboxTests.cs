@@ -11,7 +11,7 @@ public sealed class SandboxTests
     public static TheoryData<string> Configs()
     {
         var data = new TheoryData<string>();
-        foreach (var f in Directory.EnumerateFiles(Path.Combine(RepoPaths.Shared, "cri-vectors", "configs")).Order())
+        foreach (var f in Directory.EnumerateFiles(Path.Combine(RepoPaths.Vectors, "configs")).Order())
             data.Add(f);
         foreach (var f in Directory.EnumerateFiles(Path.Combine(RepoPaths.TestData, "sandboxes")).Order())
             data.Add(f);
@@ -19,7 +19,7 @@ public sealed class SandboxTests
     }
 
     [Fact]
-    public void There_are_configs_to_run() => Assert.True(Configs().Count >= 8, "expected the shared and the project's sandbox configs");
+    public void There_are_configs_to_run() => Assert.True(Configs().Count >= 8, "expected the recorded and the project's sandbox configs");
 
     [Theory]
     [MemberData(nameof(Configs))]
@@ -91,7 +91,7 @@ public sealed class SandboxTests
     public async Task The_spec_carries_the_pod_settings()
     {
         await using var d = await DaemonProcess.StartAsync();
-        var config = SandboxConfigFile.Load(Path.Combine(RepoPaths.Shared, "cri-vectors", "configs", "pod_default.json"));
+        var config = SandboxConfigFile.Load(Path.Combine(RepoPaths.Vectors, "configs", "pod_default.json"));
         var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
         var dir = Path.Combine(d.StateDir, "sandboxes", id);
         using var spec = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config.json")));
