@@ -16,7 +16,8 @@ namespace Crid.Server;
 /// </summary>
 internal sealed class ErrorInterceptor(ILogger<ErrorInterceptor> logger) : Interceptor
 {
-    private readonly ConcurrentDictionary<string, bool> _unimplementedSeen = new(StringComparer.Ordinal);
+    // Static: grpc-dotnet activates an interceptor per call.
+    private static readonly ConcurrentDictionary<string, bool> UnimplementedSeen = new(StringComparer.Ordinal);
 
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
@@ -95,7 +96,7 @@ internal sealed class ErrorInterceptor(ILogger<ErrorInterceptor> logger) : Inter
             case StatusCode.Internal:
                 ServerLog.CallCrashed(logger, e, context.Method);
                 break;
-            case StatusCode.Unimplemented when _unimplementedSeen.TryAdd(context.Method, true):
+            case StatusCode.Unimplemented when UnimplementedSeen.TryAdd(context.Method, true):
                 ServerLog.CallUnimplemented(logger, context.Method, status.Detail);
                 break;
             case StatusCode.Unimplemented or StatusCode.Cancelled or StatusCode.DeadlineExceeded:

@@ -94,7 +94,7 @@ internal static class ServedMethods
 {
     private static readonly SortedDictionary<string, SortedSet<string>> Methods = new(StringComparer.Ordinal);
 
-    public static string Version { get; } = Services.RuntimeInfo.ProductVersion;
+    public static string Version { get; } = Services.RuntimeInfo.ProductVersion.Split('+')[0];
 
     public static void Add(string service, string method)
     {

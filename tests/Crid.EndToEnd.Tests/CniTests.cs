@@ -16,7 +16,7 @@ namespace Crid.EndToEnd.Tests;
 /// host-local keeps its store in the test's temp folder. No traffic leaves 127.0.0.0/8 and that subnet.
 /// One class, so the tests never run at the same time and the iptables cleanup sees only its own rules.
 /// </summary>
-public sealed class CniTests
+public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const string PluginDir = "/usr/lib/cni";
 
@@ -141,7 +141,6 @@ public sealed class CniTests
     [Theory]
     [InlineData("fail", "boom from the fake plugin")]
     [InlineData("hang", "did not finish ADD within 2 s and was killed")]
-    [InlineData("absent", "plugin \"absent\" not found in")]
     public async Task A_plugin_that_fails_or_hangs_fails_the_call_and_leaves_nothing_behind(string fake, string expected)
     {
         await using var net = new TestNetwork();
@@ -271,6 +270,136 @@ public sealed class CniTests
                 await Task.Delay(50);
             Assert.Empty(net.HostVeths());
             await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        }
+        finally
+        {
+            await RemoveAllPods(d);
+        }
+    }
+
+    [Fact]
+    public async Task A_network_whose_plugins_are_missing_is_skipped_and_Status_names_the_plugin_and_folder()
+    {
+        await using var net = new TestNetwork();
+        net.WriteConflist("10-crid-test.conflist", net.Bridge(), new JsonObject { ["type"] = "not-installed-crid" });
+        await using var d = await DaemonProcess.StartAsync(net.DaemonArgs(PluginDir));
+        try
+        {
+            var network = await NetworkCondition(d);
+            Assert.False(network.Status);
+            Assert.Contains($"plugin \"not-installed-crid\" is not installed in {PluginDir}", network.Message);
+            Assert.Contains("10-crid-test.conflist", network.Message);
+            // Pods still run, with loopback only, rather than failing every Run on a plugin that is not there.
+            var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("lo") })).PodSandboxId;
+            Assert.Equal("", (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status.Network.Ip);
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+
+            // The next valid file is used.
+            net.WriteConflist("20-crid-test.conflist", net.Bridge());
+            Assert.True((await NetworkCondition(d)).Status);
+            Assert.Contains("20-crid-test.conflist", (await NetworkCondition(d)).Message);
+        }
+        finally
+        {
+            await RemoveAllPods(d);
+        }
+    }
+
+    [Fact]
+    public async Task A_Run_the_client_gave_up_on_is_finished_and_its_retry_gets_the_sandbox()
+    {
+        await using var net = new TestNetwork();
+        var bin = Path.Combine(net.Dir, "bin");
+        Directory.CreateDirectory(bin);
+        // A plugin that takes its time, as bridge does on a loaded node, then succeeds.
+        File.WriteAllText(Path.Combine(bin, "slow"),
+            "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then sleep 1.5; printf '{\"cniVersion\":\"1.0.0\"}'; fi\nexit 0\n");
+        File.SetUnixFileMode(Path.Combine(bin, "slow"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        net.WriteConflist("10-crid-test.conflist", new JsonObject { ["type"] = "slow" });
+        await using var d = await DaemonProcess.StartAsync(net.DaemonArgs($"{bin},{PluginDir}"));
+        try
+        {
+            var config = SandboxTests.Minimal("patient");
+            var gaveUp = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config }, deadline: DateTime.UtcNow.AddMilliseconds(300)).ResponseAsync);
+            Assert.Equal(StatusCode.DeadlineExceeded, gaveUp.StatusCode);
+            // kubelet's retry: the same config, while the first is still at work; it joins it.
+            var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
+            var only = Assert.Single((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+            Assert.Equal(id, only.Id);
+            Assert.Equal(PodSandboxState.SandboxReady, only.State);
+            // Handed out once: a later Run of the same name is a duplicate.
+            var dup = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config }).ResponseAsync);
+            Assert.Equal(StatusCode.AlreadyExists, dup.StatusCode);
+
+            // A retry that comes after the work finished collects it too.
+            var later = SandboxTests.Minimal("later");
+            await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = later }, deadline: DateTime.UtcNow.AddMilliseconds(300)).ResponseAsync);
+            await Task.Delay(2500);
+            var laterId = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = later })).PodSandboxId;
+            Assert.Equal(2, (await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items.Count);
+            Assert.Contains(laterId, (await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items.Select(p => p.Id));
+        }
+        finally
+        {
+            await RemoveAllPods(d);
+        }
+    }
+
+    /// <summary>
+    /// kubelet's load on a node: many clients at once, each a full lifecycle on the pod network (bridge
+    /// and portmap, a host port per pod). Every call must succeed: a plugin's output is never lost to a
+    /// starved thread pool, and nothing is left behind. The figures are printed for the report.
+    /// </summary>
+    [Fact]
+    public async Task Sixteen_clients_run_pod_lifecycles_on_a_bridge_network_without_an_error()
+    {
+        const int Clients = 16;
+        var lifecycles = int.TryParse(Environment.GetEnvironmentVariable("CRID_LOAD_LIFECYCLES"), out var n) ? n : 160;
+        await using var net = new TestNetwork();
+        net.WriteConflist("10-crid-test.conflist", net.Bridge(), net.Portmap());
+        await using var d = await DaemonProcess.StartAsync([.. net.DaemonArgs(PluginDir), "--log-level", "info"]);
+        var runs = new System.Collections.Concurrent.ConcurrentBag<double>();
+        var errors = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var next = -1;
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            await Task.WhenAll(Enumerable.Range(0, Clients).Select(c => Task.Run(async () =>
+            {
+                using var channel = DaemonProcess.CreateChannel(d.Socket);
+                var client = new RuntimeService.RuntimeServiceClient(channel);
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < lifecycles)
+                {
+                    try
+                    {
+                        var config = SandboxTests.Minimal($"load-{i}", i % 4 == 0 ? NamespaceMode.Pod : NamespaceMode.Container);
+                        config.PortMappings.Add(new PortMapping { Protocol = Protocol.Tcp, ContainerPort = 80, HostPort = 20000 + i, HostIp = "127.0.0.1" });
+                        var t0 = Stopwatch.GetTimestamp();
+                        var id = (await client.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
+                        runs.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                        var status = (await client.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+                        if (status.State != PodSandboxState.SandboxReady || status.Network.Ip.Length == 0)
+                            errors.Add($"{id}: {status.State}, ip \"{status.Network.Ip}\"");
+                        await client.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+                        await client.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+                    }
+                    catch (RpcException e)
+                    {
+                        errors.Add($"lifecycle {i}: {e.StatusCode}: {e.Status.Detail}");
+                    }
+                }
+            })));
+            var sorted = runs.Order().ToArray();
+            var p50 = sorted[sorted.Length / 2];
+            var p99 = sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(sorted.Length * 0.99) - 1)];
+            output.WriteLine($"CNI load: {lifecycles} lifecycles by {Clients} clients in {watch.Elapsed.TotalSeconds:F1} s, RunPodSandbox p50 {p50:F1} ms, p99 {p99:F1} ms, {errors.Count} errors");
+            Assert.Empty(errors);
+            Assert.Equal(lifecycles, runs.Count);
+            Assert.Empty(net.ReservedIps());
+            Assert.Empty(net.HostVeths());
+            Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            Assert.DoesNotContain("failed unexpectedly", d.Stderr);
         }
         finally
         {
