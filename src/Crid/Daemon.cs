@@ -17,10 +17,30 @@ internal static class Daemon
         try
         {
             SocketPermissions.Check(options);
+            (string Path, string What)[] lockFiles =
+            [
+                (Path.Combine(options.StateDir, "crid.lock"), $"state dir {options.StateDir}"),
+                (HostPreparation.NamespacesLock(options), $"namespaces dir {options.NamespacesDir}"),
+            ];
+            // Locks whose files exist are taken before the socket is probed: that also kills the helper
+            // children of a daemon killed mid-Run, which hold its listening socket open (and would
+            // answer the probe) as they hold every descriptor it had.
+            var taken = new bool[lockFiles.Length];
+            for (var i = 0; i < lockFiles.Length; i++)
+            {
+                if (File.Exists(lockFiles[i].Path))
+                {
+                    locks.Add(HostPreparation.Lock(lockFiles[i].Path, lockFiles[i].What, created));
+                    taken[i] = true;
+                }
+            }
             HostPreparation.CheckSocketFree(options.Listen);
             HostPreparation.CreateFolders(options, created);
-            locks.Add(HostPreparation.Lock(Path.Combine(options.StateDir, "crid.lock"), $"state dir {options.StateDir}", created));
-            locks.Add(HostPreparation.Lock(HostPreparation.NamespacesLock(options), $"namespaces dir {options.NamespacesDir}", created));
+            for (var i = 0; i < lockFiles.Length; i++)
+            {
+                if (!taken[i])
+                    locks.Add(HostPreparation.Lock(lockFiles[i].Path, lockFiles[i].What, created));
+            }
             HostPreparation.ClaimSocket(options.Listen);
         }
         catch (StartupException e)

@@ -12,6 +12,10 @@ public sealed class InstallTests
         try
         {
             var before = File.GetLastWriteTimeUtc(RepoPaths.Daemon);
+            // A dry run first: a real rebuild would take out/crid away under every other test running now.
+            var (_, plan) = await MakeAsync("-n", "install", $"DESTDIR={dest}", "PREFIX=/opt/crid-test");
+            Assert.False(plan.Contains("dotnet publish", StringComparison.Ordinal) || plan.Contains("make build", StringComparison.Ordinal),
+                $"make install would rebuild out/crid: a source is newer than it (run make build first)\n{plan}");
             var (code, output) = await MakeAsync("install", $"DESTDIR={dest}", "PREFIX=/opt/crid-test");
             Assert.True(code == 0, output);
             Assert.DoesNotContain("dotnet publish", output);

@@ -102,9 +102,15 @@ internal static class SandboxRecord
             {
                 var statusPath = Path.Combine(dir, StatusFileName);
                 // Written before the record, so it exists; a host crash may have lost it all the same.
-                status = File.Exists(statusPath) && new FileInfo(statusPath).Length > 0
-                    ? ReadStatus(JsonDocument.Parse(File.ReadAllBytes(statusPath)).RootElement)
-                    : new SandboxStatus { State = SandboxState.NotReady };
+                if (File.Exists(statusPath) && new FileInfo(statusPath).Length > 0)
+                {
+                    using var statusDoc = JsonDocument.Parse(File.ReadAllBytes(statusPath));
+                    status = ReadStatus(statusDoc.RootElement);
+                }
+                else
+                {
+                    status = new SandboxStatus { State = SandboxState.NotReady };
+                }
             }
             var pins = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var pin in root.GetProperty("pins").EnumerateObject())
