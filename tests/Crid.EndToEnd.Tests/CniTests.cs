@@ -148,11 +148,13 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
         Directory.CreateDirectory(bin);
         // Fakes as tiny shell scripts: "fail" answers ADD with a CNI error object; "hang" never answers
         // ADD (from a child process, which must die with it). Both accept DEL, as a real plugin would.
+        // The sleep's length is this run's own: other checkouts run this test on the same machine.
+        var sleepSeconds = 3600 + RandomNumberGenerator.GetInt32(1_000_000);
         File.WriteAllText(Path.Combine(bin, "fail"),
             "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then\n  echo 'fake plugin stderr line' >&2\n" +
             "  printf '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"boom from the fake plugin\"}'\n  exit 1\nfi\nexit 0\n");
         File.WriteAllText(Path.Combine(bin, "hang"),
-            "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then sleep 3617; fi\nexit 0\n");
+            $"#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then sleep {sleepSeconds}; fi\nexit 0\n");
         foreach (var f in Directory.EnumerateFiles(bin))
             File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
@@ -174,7 +176,7 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
             Assert.Empty((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
             Assert.Empty(net.ReservedIps());
             Assert.Empty(net.HostVeths());
-            Assert.False(SleepRunning(), "the hanging plugin's child outlived it");
+            Assert.False(SleepRunning(sleepSeconds), "the hanging plugin's child outlived it");
 
             // No name is kept: the same pod runs once the network is fixed (picked up without a restart).
             net.WriteConflist("10-crid-test.conflist", net.Bridge());
@@ -446,13 +448,13 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
         return info.RootElement.GetProperty("network").GetProperty("attached").GetBoolean();
     }
 
-    private static bool SleepRunning()
+    private static bool SleepRunning(int seconds)
     {
         foreach (var proc in Directory.EnumerateDirectories("/proc"))
         {
             try
             {
-                if (int.TryParse(Path.GetFileName(proc), out _) && File.ReadAllText(Path.Combine(proc, "cmdline")).Contains("sleep\03617"))
+                if (int.TryParse(Path.GetFileName(proc), out _) && File.ReadAllText(Path.Combine(proc, "cmdline")).Contains($"sleep\0{seconds}\0"))
                     return true;
             }
             catch (IOException) { }
