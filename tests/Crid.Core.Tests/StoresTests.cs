@@ -123,12 +123,17 @@ public sealed class StoresTests : IDisposable
         var creations = new PendingCreations<Item>();
         using var cancelled = new CancellationTokenSource();
         cancelled.Cancel();
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => creations.RunAsync("pod", "config", () => Task.FromResult(new Item("x")), cancelled.Token));
+        // The work is held until the caller has given up: a result ready before the wait is simply returned.
+        var gate = new TaskCompletionSource();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => creations.RunAsync("pod", "config", async () => { await gate.Task; return new Item("x"); }, cancelled.Token));
+        gate.SetResult();
         await Task.Delay(50);
         Assert.Equal(1, creations.Count);
         Assert.Equal("x", (await creations.RunAsync("pod", "config", () => Task.FromResult(new Item("other")), CancellationToken.None)).Id);
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => creations.RunAsync("pod2", "config", () => Task.FromResult(new Item("y")), cancelled.Token));
+        var gate2 = new TaskCompletionSource();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => creations.RunAsync("pod2", "config", async () => { await gate2.Task; return new Item("y"); }, cancelled.Token));
+        gate2.SetResult();
         await Task.Delay(50);
         creations.Forget("pod2");
         Assert.Equal(0, creations.Count);
