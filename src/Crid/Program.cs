@@ -11,6 +11,11 @@ internal static class Program
             return Crid.Linux.InfraProcess.RunPause();
         if (args is ["import", ..])
             return ImportCommand.Run(args[1..]);
+        if (args.Contains("--version"))
+        {
+            await Console.Out.WriteLineAsync($"crid {Daemon.RuntimeInfoText()}");
+            return 0;
+        }
         LoadResult loaded;
         try
         {
