@@ -62,6 +62,18 @@ public sealed class RegistriesConfigTests : IDisposable
     }
 
     [Fact]
+    public void The_effective_config_shows_registries_in_the_file_shape()
+    {
+        var o = Load("registries:\n  - {prefix: a.io, location: 127.0.0.1:5000, insecure: true, mirrors: [m.io]}\nregistry-credentials: /etc/crid/auth.json\n");
+        using var doc = System.Text.Json.JsonDocument.Parse(ConfigLoader.ToJson(o));
+        var yaml = $"registries: {doc.RootElement.GetProperty("registries").GetRawText()}\nregistry-credentials: {doc.RootElement.GetProperty("registry-credentials").GetRawText()}\n";
+        var back = Load(yaml);
+        Assert.Equal(o.Registries[0] with { Mirrors = [] }, back.Registries[0] with { Mirrors = [] });
+        Assert.Equal(o.Registries[0].Mirrors, back.Registries[0].Mirrors);
+        Assert.Equal("/etc/crid/auth.json", back.RegistryCredentials);
+    }
+
+    [Fact]
     public void Registries_is_not_a_flag() =>
         Assert.Contains("config file only", Assert.Throws<ConfigException>(() => ConfigLoader.Load(["--registries", "x"], "/nonexistent")).Message);
 }

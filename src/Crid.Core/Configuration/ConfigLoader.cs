@@ -59,6 +59,29 @@ public static class ConfigLoader
                             w.WriteStringValue(item);
                         w.WriteEndArray();
                         break;
+                    case OptionKind.Registries:
+                        // JSON is YAML: the list reads back as the file's own shape.
+                        w.WriteStartArray(key.Name);
+                        foreach (var r in options.Registries)
+                        {
+                            w.WriteStartObject();
+                            w.WriteString("prefix", r.Prefix);
+                            if (r.Location is not null)
+                                w.WriteString("location", r.Location);
+                            w.WriteBoolean("insecure", r.Insecure);
+                            w.WriteStartArray("mirrors");
+                            foreach (var m in r.Mirrors)
+                            {
+                                w.WriteStartObject();
+                                w.WriteString("location", m.Location);
+                                w.WriteBoolean("insecure", m.Insecure);
+                                w.WriteEndObject();
+                            }
+                            w.WriteEndArray();
+                            w.WriteEndObject();
+                        }
+                        w.WriteEndArray();
+                        break;
                     case OptionKind.PositiveNumber:
                         w.WriteNumber(key.Name, double.Parse(key.Show(options), System.Globalization.CultureInfo.InvariantCulture));
                         break;
@@ -94,7 +117,7 @@ public static class ConfigLoader
 
     private static string Placeholder(OptionKind kind) => kind switch
     {
-        OptionKind.Path => "PATH",
+        OptionKind.Path or OptionKind.OptionalPath => "PATH",
         OptionKind.LogLevel => "LEVEL",
         OptionKind.StringList => "A,B",
         OptionKind.PathList => "DIR,DIR",
@@ -215,7 +238,10 @@ public static class ConfigLoader
     {
         switch (key.Kind)
         {
-            case OptionKind.Path:
+            case OptionKind.OptionalPath when ((string)raw).Length == 0:
+                // Empty: none (the default), as `crictl info` shows it.
+                return "";
+            case OptionKind.Path or OptionKind.OptionalPath:
                 var path = (string)raw;
                 if (path.Length == 0 || !Path.IsPathFullyQualified(path))
                     throw new ConfigException(where($"\"{path}\" is not an absolute path"));

@@ -4,7 +4,7 @@ namespace Crid.Core.Configuration;
 /// Every configuration key, shared by the command line (<c>--key</c>) and the YAML file (<c>key:</c>),
 /// so the two can never drift apart and <c>--help</c> lists exactly what is accepted.
 /// </summary>
-internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber, Registries }
+internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber, Registries, OptionalPath }
 
 internal sealed record OptionKey(string Name, OptionKind Kind, string Help, Func<CridOptions, string> Show, Func<CridOptions, object, CridOptions> Apply);
 
@@ -38,7 +38,7 @@ internal static class OptionKeys
         new("registries", OptionKind.Registries, "registry remaps, mirrors and plain-HTTP registries: a list of {prefix, location, insecure, mirrors}; config file only",
             o => o.Registries.Count == 0 ? "" : string.Join(",", o.Registries.Select(r => r.Location is null ? r.Prefix : $"{r.Prefix}={r.Location}")),
             (o, v) => o with { Registries = (IReadOnlyList<RegistryEntry>)v }),
-        new("registry-credentials", OptionKind.Path, "Docker-style JSON file ({\"auths\": {host: {auth}}}) of default registry credentials",
+        new("registry-credentials", OptionKind.OptionalPath, "Docker-style JSON file ({\"auths\": {host: {auth}}}) of default registry credentials",
             o => o.RegistryCredentials, (o, v) => o with { RegistryCredentials = (string)v }),
         new("pull-idle-timeout", OptionKind.PositiveNumber, "seconds a registry may send nothing before the pull fails",
             o => o.PullIdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { PullIdleTimeoutSeconds = (double)v }),

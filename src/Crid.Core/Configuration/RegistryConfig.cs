@@ -102,7 +102,7 @@ internal static class RegistryConfig
                 Mirrors = mirrors.Select(m => new RegistryMirror(m.Location, m.Insecure ?? insecure)).ToArray(),
             });
         }
-        return entries;
+        return entries.Count == 0 ? Array.Empty<RegistryEntry>() : entries;
     }
 
     private static string Scalar(YamlNode node, string key, Func<YamlNode, string, ConfigException> fail) =>
