@@ -65,8 +65,23 @@ internal static class Daemon
                 });
             });
             builder.Services.AddCriServices(options);
+            builder.Services.AddSingleton<IdleMemory>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<IdleMemory>());
 
             await using var app = builder.Build();
+            var idle = app.Services.GetRequiredService<IdleMemory>();
+            app.Use(async (context, next) =>
+            {
+                idle.Touch();
+                try
+                {
+                    await next(context);
+                }
+                finally
+                {
+                    idle.Touch();
+                }
+            });
             app.MapCriServices();
             var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("crid");
             try
