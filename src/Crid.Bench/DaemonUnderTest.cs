@@ -20,12 +20,17 @@ internal sealed class DaemonUnderTest : IDisposable
 
     private readonly string? _logLevel;
 
-    public DaemonUnderTest(string binary, string dir, string? logLevel = null)
+    private StreamWriter? _log;
+
+    public DaemonUnderTest(string binary, string dir, string? logLevel = null, string? logFile = null)
     {
+        if (logFile is not null)
+            _log = new StreamWriter(logFile, append: true) { AutoFlush = true };
         _binary = binary;
         _logLevel = logLevel;
         Dir = dir;
         Directory.CreateDirectory(Path.Combine(Dir, "run"));
+        Directory.CreateDirectory(CniConfDir);
         File.WriteAllText(ConfigPath, "");
     }
 
@@ -34,6 +39,12 @@ internal sealed class DaemonUnderTest : IDisposable
     public string StateDir => Path.Combine(Dir, "state");
     public string NamespacesDir => Path.Combine(Dir, "ns");
     private string ConfigPath => Path.Combine(Dir, "empty.yaml");
+
+    /// <summary>
+    /// The daemon's CNI folder: empty (loopback only) except during the network rows, so neither the
+    /// host's /etc/cni/net.d nor another plugin of /opt/cni/bin plays a part.
+    /// </summary>
+    public string CniConfDir => Path.Combine(Dir, "net.d");
 
     public int Pid => _process?.Id ?? throw new InvalidOperationException("the daemon is not running");
 
@@ -54,7 +65,7 @@ internal sealed class DaemonUnderTest : IDisposable
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "--listen", Socket, "--state-dir", StateDir, "--namespaces-dir", NamespacesDir, "--config", ConfigPath })
+        foreach (var a in new[] { "--listen", Socket, "--state-dir", StateDir, "--namespaces-dir", NamespacesDir, "--config", ConfigPath, "--cni-conf-dir", CniConfDir, "--cni-bin-dir", BenchNetwork.BinDir })
             info.ArgumentList.Add(a);
         if (_logLevel is not null)
         {
@@ -125,6 +136,7 @@ internal sealed class DaemonUnderTest : IDisposable
             return;
         lock (_lastLines)
         {
+            _log?.WriteLine(line);
             _lastLines.Enqueue(line);
             while (_lastLines.Count > 40)
                 _lastLines.Dequeue();
@@ -140,6 +152,12 @@ internal sealed class DaemonUnderTest : IDisposable
             p.WaitForExit();
         }
         _process?.Dispose();
+        lock (_lastLines)
+        {
+            // A line read after this is only kept in memory.
+            _log?.Dispose();
+            _log = null;
+        }
     }
 
     // DllImport, not LibraryImport: the generator would need unsafe code, which stays in Crid.Linux.

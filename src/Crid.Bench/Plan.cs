@@ -10,25 +10,34 @@ internal sealed record Plan(
     int ListCalls,
     int FloorIterations,
     int Restarts,
-    int Pulls)
+    int Pulls,
+    int NetworkLifecycles,
+    int NetworkClients,
+    int NetworkConcurrentLifecycles,
+    int LoadLifecycles,
+    int IdleSeconds)
 {
     public static readonly Plan Full = new(
         Lifecycles: 200, Warmup: 10, Clients: [1, 4, 16], ConcurrentLifecycles: 200,
-        LiveSandboxes: 1000, ListCalls: 50, FloorIterations: 200, Restarts: 3, Pulls: 10);
+        LiveSandboxes: 1000, ListCalls: 50, FloorIterations: 200, Restarts: 3, Pulls: 10,
+        NetworkLifecycles: 50, NetworkClients: 8, NetworkConcurrentLifecycles: 80, LoadLifecycles: 10_000, IdleSeconds: 30);
 
     public static readonly Plan Quick = new(
         Lifecycles: 20, Warmup: 3, Clients: [1, 4], ConcurrentLifecycles: 20,
-        LiveSandboxes: 50, ListCalls: 10, FloorIterations: 20, Restarts: 1, Pulls: 2);
+        LiveSandboxes: 50, ListCalls: 10, FloorIterations: 20, Restarts: 1, Pulls: 2,
+        NetworkLifecycles: 3, NetworkClients: 8, NetworkConcurrentLifecycles: 8, LoadLifecycles: 100,
+        // The daemon trims 5 s after its last call (IdleMemory.Quiet); the quick pass waits just past that.
+        IdleSeconds: 8);
 }
 
-internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json, string? LogLevel)
+internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json, string? LogLevel, string? DaemonLog)
 {
-    public const string Usage = "usage: Crid.Bench [--quick] [--daemon PATH] [--json PATH] [--log-level LEVEL]";
+    public const string Usage = "usage: Crid.Bench [--quick] [--daemon PATH] [--json PATH] [--log-level LEVEL] [--daemon-log FILE]";
 
     public static Arguments Parse(string[] args)
     {
         var quick = false;
-        string? daemon = null, json = null, logLevel = null;
+        string? daemon = null, json = null, logLevel = null, daemonLog = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -46,6 +55,10 @@ internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Js
                     // The daemon's; by default its own default (info), as it runs in production.
                     logLevel = args[++i];
                     break;
+                case "--daemon-log" when i + 1 < args.Length:
+                    // Every line the daemon writes (with --log-level debug, its idle trims), appended.
+                    daemonLog = Path.GetFullPath(args[++i]);
+                    break;
                 default:
                     throw new ArgumentException($"unknown or incomplete argument \"{args[i]}\"\n{Usage}");
             }
@@ -55,7 +68,7 @@ internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Js
         json ??= Path.Combine(root, "out", "bench.json");
         if (!File.Exists(daemon))
             throw new ArgumentException($"{daemon} is missing: run `make build` first, or give --daemon PATH");
-        return new Arguments(quick ? Plan.Quick : Plan.Full, quick, Path.GetFullPath(daemon), Path.GetFullPath(json), logLevel);
+        return new Arguments(quick ? Plan.Quick : Plan.Full, quick, Path.GetFullPath(daemon), Path.GetFullPath(json), logLevel, daemonLog);
     }
 
     /// <summary>The folder holding Cri.sln above the bench's binary, else the current folder.</summary>

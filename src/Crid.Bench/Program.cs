@@ -32,7 +32,7 @@ internal static class Program
         try
         {
             Report report;
-            using (var daemon = new DaemonUnderTest(a.Daemon, Path.Combine(dir, "daemon"), a.LogLevel))
+            using (var daemon = new DaemonUnderTest(a.Daemon, Path.Combine(dir, "daemon"), a.LogLevel, a.DaemonLog))
             {
                 try
                 {

@@ -67,6 +67,17 @@ internal sealed class Report
         Row("ratio PullImage / (skopeo copy + tar)", Ms("ratio_pull_to_skopeo_tar"), "", "");
         Row("ratio StopPodSandbox / floor remove", Ms("ratio_stop_to_floor_remove"), "", "");
         Row("ratio ExecSync / runc exec", Ms("ratio_execsync_to_runc_exec"), "", "");
+        Row("RunPodSandbox, bridge + portmap network", Ms("net_run_p50_ms"), Ms("net_run_p90_ms"), "");
+        Row("StopPodSandbox, bridge + portmap network", Ms("net_stop_p50_ms"), Ms("net_stop_p90_ms"), "");
+        Row("floor: the chain's ADD exec'd directly", Ms("floor_cni_add_p50_ms"), "", "");
+        Row("floor: the chain's DEL exec'd directly", Ms("floor_cni_del_p50_ms"), "", "");
+        Row("ratio Run / (floor create + ADD), network", Ms("ratio_net_run_to_floor"), "", "");
+        Row("ratio Stop / (floor remove + DEL), network", Ms("ratio_net_stop_to_floor"), "", "");
+        foreach (var key in f.Keys.Where(k => k.StartsWith("net_c", StringComparison.Ordinal) && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
+        {
+            var c = key[5..key.IndexOf('_', 5)];
+            Row($"Run / Stop, network, {c} clients (p50)", Ms($"net_c{c}_run_p50_ms"), Ms($"net_c{c}_stop_p50_ms"), "");
+        }
         foreach (var key in f.Keys.Where(k => k.StartsWith('c') && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
         {
             var c = key[1..key.IndexOf('_')];
@@ -77,15 +88,28 @@ internal sealed class Report
         Row("------------------------------------------------", "---------", "", "");
         foreach (var key in f.Keys.Where(k => k.StartsWith('c') && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
             Row($"lifecycles/s with {key[1..key.IndexOf('_')]} client(s)", Ms(key), "", "");
+        foreach (var key in f.Keys.Where(k => k.StartsWith("net_c", StringComparison.Ordinal) && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
+            Row($"network lifecycles/s, {key[5..key.IndexOf('_', 5)]} clients", Ms(key), "", "");
+        foreach (var key in f.Keys.Where(k => k.StartsWith("floor_cni_c", StringComparison.Ordinal)))
+            Row($"floor: chain lifecycles/s, {key[11..key.IndexOf('_', 11)]} at once", Ms(key), "", "");
         Row("ListPodSandbox p50 (ms), all live", Ms("list_p50_ms"), "", "");
+        Row("  the same call as bytes, not parsed (ms)", Ms("list_bytes_p50_ms"), "", "");
+        Row("  the client's parse of those bytes (ms)", Ms("list_client_parse_p50_ms"), "", "");
+        Row("  the answer's size (KiB)", Ms("list_answer_kib"), "", "");
         Row("ListPodSandbox p50 (ms), after restart", Ms("list_recovered_p50_ms"), "", "");
         Row("start-up to first Version (ms), first start", Ms("startup_first_ms"), "", "");
         Row("start-up (ms), nothing to recover", Ms("startup_empty_ms"), "", "");
         Row("start-up (ms), all live sandboxes to recover", Ms("startup_recover_ms"), "", "");
-        Row("RSS idle, fresh (MiB)", Ms("rss_idle_fresh_mib"), "", "");
+        Row("RSS idle, fresh, 1 s after start (MiB)", Ms("rss_idle_fresh_mib"), "", "");
+        Row("RSS idle, fresh, after its idle trim (MiB)", Ms("rss_idle_fresh_settled_mib"), "", "");
+        Row("RSS right after the load lifecycles (MiB)", Ms("rss_after_load_mib"), "", "");
+        Row("RSS idle after the load (MiB)", Ms("rss_idle_after_load_mib"), "", "");
+        Row("  minus the fresh idle RSS, 1 s (MiB)", Ms("rss_idle_after_load_over_fresh_mib"), "", "");
+        Row("  minus the fresh idle RSS, trimmed (MiB)", Ms("rss_idle_after_load_over_settled_mib"), "", "");
         Row("RSS idle, after the lifecycle phases (MiB)", Ms("rss_idle_warm_mib"), "", "");
-        Row("RSS with all live sandboxes (MiB)", Ms("rss_live_mib"), "", "");
-        Row("RSS per live sandbox (KiB), vs fresh idle", Ms("rss_per_sandbox_kib"), "", "");
+        Row("RSS with all live sandboxes, 1 s after (MiB)", Ms("rss_live_mib"), "", "");
+        Row("RSS with all live sandboxes, idle (MiB)", Ms("rss_live_settled_mib"), "", "");
+        Row("RSS per live sandbox (KiB), vs fresh trimmed", Ms("rss_per_sandbox_kib"), "", "");
         Row("RSS per live sandbox (KiB), vs warm idle", Ms("rss_marginal_per_sandbox_kib"), "", "");
         Row("RSS after restart with all live (MiB)", Ms("rss_recovered_mib"), "", "");
         Row("RSS after all removed (MiB)", Ms("rss_after_remove_mib"), "", "");
@@ -112,6 +136,11 @@ internal sealed class Report
         w.WriteNumber("list_calls", plan.ListCalls);
         w.WriteNumber("floor_iterations", plan.FloorIterations);
         w.WriteNumber("restarts", plan.Restarts);
+        w.WriteNumber("network_lifecycles", plan.NetworkLifecycles);
+        w.WriteNumber("network_clients", plan.NetworkClients);
+        w.WriteNumber("network_concurrent_lifecycles", plan.NetworkConcurrentLifecycles);
+        w.WriteNumber("load_lifecycles", plan.LoadLifecycles);
+        w.WriteNumber("idle_seconds", plan.IdleSeconds);
         w.WriteEndObject();
         w.WriteStartObject("figures");
         foreach (var (k, v) in Figures)
