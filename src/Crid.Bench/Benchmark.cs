@@ -85,10 +85,11 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
 
     private async Task PullsAsync()
     {
-        var (pull, floor) = await ImagePulls.MeasureAsync(daemon, Path.Combine(floorDir, "pulls"), plan.Pulls, warmup: 1, progress, ct);
+        var (pull, floor, present) = await ImagePulls.MeasureAsync(daemon, Path.Combine(floorDir, "pulls"), plan.Pulls, warmup: 1, progress, ct);
         _report.Figures["pull_busybox_p50_ms"] = pull.P50;
         _report.Figures["floor_skopeo_tar_p50_ms"] = floor.P50;
         _report.Figures["ratio_pull_to_skopeo_tar"] = pull.P50 / floor.P50;
+        _report.Figures["pull_present_p50_ms"] = present.P50;
         SamplePeak();
     }
 

@@ -59,6 +59,7 @@ internal sealed class Report
         Row("in-process SandboxManager.Remove (bench JIT)", Ms("inprocess_remove_p50_ms"), "", "");
         Row("PullImage busybox (127.0.0.1 docker-registry)", Ms("pull_busybox_p50_ms"), "", "");
         Row("floor: skopeo copy to dir + tar -xzf", Ms("floor_skopeo_tar_p50_ms"), "", "");
+        Row("PullImage of the image already present", Ms("pull_present_p50_ms"), "", "");
         Row("sandbox files: temp + rename", Ms("files_atomic_p50_ms"), "", "");
         Row("sandbox files: temp + fsync + rename + dir fsync", Ms("files_fsync_p50_ms"), "", "");
         Row("ExecSync of true, driver in-process (bench JIT)", Ms("execsync_p50_ms"), Ms("execsync_p90_ms"), "");

@@ -1,11 +1,10 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 
 namespace Crid;
 
 /// <summary>
 /// Gives the memory a burst of calls grew back to the system once the daemon goes quiet: a
-/// compacting, decommitting GC, then glibc's free lists returned (malloc_trim).
+/// compacting, decommitting GC.
 /// </summary>
 /// <remarks>
 /// Why the daemon does it itself: the GC collects when allocations ask for it, never on a quiet
@@ -17,7 +16,8 @@ namespace Crid;
 /// <see cref="Quiet"/> without a call starting or ending (a long stream, such as an event
 /// stream, counts only at its ends, so it cannot keep the daemon from trimming), and costs a few
 /// milliseconds of one thread on a daemon that has nothing else to do. docs/benchmark.md has the
-/// figures (the "RSS 30 s after load" row).
+/// figures (the "RSS 30 s after load" row). What is not the GC's heap hardly moves: glibc's
+/// malloc_trim after this GC gave back 0.1 MiB at most in the benchmark, so it is not called.
 /// </remarks>
 internal sealed class IdleMemory(ILogger<IdleMemory> log) : BackgroundService
 {
@@ -57,11 +57,7 @@ internal sealed class IdleMemory(ILogger<IdleMemory> log) : BackgroundService
         var before = Rss();
         var t0 = Stopwatch.GetTimestamp();
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        var afterGc = Rss();
-        // The GC's heap is its own mmap'd memory; what is left is native (the runtime's own and
-        // libraries' malloc), whose freed chunks glibc keeps in per-thread arenas until trimmed.
-        var trimmed = MallocTrim();
-        IdleMemoryLog.Trimmed(log, before / 1024.0, afterGc / 1024.0, Rss() / 1024.0, trimmed, Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        IdleMemoryLog.Trimmed(log, before / 1024.0, Rss() / 1024.0, Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
     }
 
     /// <summary>This process's VmRSS in KiB, 0 when unreadable (only for the log line).</summary>
@@ -80,28 +76,10 @@ internal sealed class IdleMemory(ILogger<IdleMemory> log) : BackgroundService
         }
         return 0;
     }
-
-    /// <summary>malloc_trim(3); false where the C library has none (musl).</summary>
-    private static bool MallocTrim()
-    {
-        try
-        {
-            return malloc_trim(0) != 0;
-        }
-        catch (EntryPointNotFoundException)
-        {
-            return false;
-        }
-    }
-
-    // A libc allocator call, not a syscall, and without pointers: it stays beside its one caller
-    // rather than in Crid.Linux's syscall layer.
-    [DllImport("libc", EntryPoint = "malloc_trim")]
-    private static extern int malloc_trim(nuint pad);
 }
 
 internal static partial class IdleMemoryLog
 {
-    [LoggerMessage(EventId = 20, Level = LogLevel.Debug, Message = "idle: RSS {Before:F1} MiB, {AfterGc:F1} MiB after a compacting GC, {After:F1} MiB after malloc_trim (released: {Released}), {Ms:F1} ms")]
-    public static partial void Trimmed(ILogger logger, double before, double afterGc, double after, bool released, double ms);
+    [LoggerMessage(EventId = 20, Level = LogLevel.Debug, Message = "idle: RSS {Before:F1} MiB, {After:F1} MiB after a compacting GC of {Ms:F1} ms")]
+    public static partial void Trimmed(ILogger logger, double before, double after, double ms);
 }
