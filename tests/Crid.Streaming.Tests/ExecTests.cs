@@ -128,13 +128,13 @@ public sealed class ExecTests
         Assert.Null(result.ExitCode());
     }
 
-    internal static async Task WaitForAsync(Func<bool> condition, double seconds = 10)
+    internal static async Task WaitForAsync(Func<bool> condition, double seconds = 10, Func<string>? what = null)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (!condition())
         {
             if (DateTime.UtcNow > deadline)
-                throw new TimeoutException("condition not met in time");
+                throw new TimeoutException("condition not met in time" + (what is null ? "" : ": " + what()));
             await Task.Delay(10);
         }
     }

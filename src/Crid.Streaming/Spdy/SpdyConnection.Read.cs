@@ -53,15 +53,7 @@ internal sealed partial class SpdyConnection
         {
             reason = "protocol error: " + e.Message;
             StreamingLog.ProtocolError(_log, e.Message);
-            try
-            {
-                await SendGoAwayAsync(GoAwayStatus.ProtocolError).WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-            }
-            catch (Exception sendError) when (sendError is IOException or TimeoutException)
-            {
-                // The connection is dropped below either way.
-            }
-            _abortTransport();
+            await SayGoAwayAsync(GoAwayStatus.ProtocolError).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
         {

@@ -180,14 +180,27 @@ internal sealed partial class SpdyConnection : IAsyncDisposable
             return;
         }
         StreamingLog.IdleTimeout(_log, _options.IdleTimeout.TotalSeconds);
+        await SayGoAwayAsync(GoAwayStatus.Ok).ConfigureAwait(false);
+        Lose("idle for " + _options.IdleTimeout);
+    }
+
+    /// <summary>
+    /// The last word before we end the connection ourselves. The transport then closes gracefully when
+    /// the session returns (an abort would throw away the GOAWAY still in Kestrel's buffers), unless
+    /// the peer does not even read that: then it is dropped at once.
+    /// </summary>
+    private async Task SayGoAwayAsync(GoAwayStatus status)
+    {
+        if (Interlocked.Exchange(ref _closing, 1) != 0)
+            return;
+        _incoming.Writer.TryComplete();
         try
         {
-            await SendGoAwayAsync(GoAwayStatus.Ok).WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            await SendGoAwayAsync(status).WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or TimeoutException)
         {
-            // The peer is not reading; it is dropped below either way.
+            Abort("the peer does not read");
         }
-        Abort("idle for " + _options.IdleTimeout);
     }
 }

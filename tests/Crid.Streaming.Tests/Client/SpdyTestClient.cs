@@ -178,7 +178,8 @@ internal sealed class SpdyTestClient : IAsyncDisposable
         try
         {
             uint streamId = id ?? _nextId;
-            _nextId = Math.Max(_nextId, streamId) + 2;
+            if (streamId % 2 == 1 && streamId >= _nextId)
+                _nextId = streamId + 2;
             var stream = new ClientStream(this, streamId);
             lock (_flow)
                 stream.SendWindow = 64 * 1024;

@@ -123,9 +123,20 @@ internal sealed class HostProcessStreams : IContainerStreams
         var resizes = Task.CompletedTask;
         if (io.Resizes is { } sizes)
         {
-            // The first size before the process starts, so it sees it from the beginning.
-            if (await sizes.WaitToReadAsync(cancel) && sizes.TryRead(out var first))
-                Apply(pty, first);
+            // Clients send their size as soon as the streams are up: give it a moment to arrive, so the
+            // process sees it from the start, but do not depend on it.
+            using (var moment = CancellationTokenSource.CreateLinkedTokenSource(cancel))
+            {
+                moment.CancelAfter(TimeSpan.FromSeconds(1));
+                try
+                {
+                    if (await sizes.WaitToReadAsync(moment.Token) && sizes.TryRead(out var first))
+                        Apply(pty, first);
+                }
+                catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+                {
+                }
+            }
             resizes = Task.Run(async () =>
             {
                 try
