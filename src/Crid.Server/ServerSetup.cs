@@ -2,10 +2,13 @@ using Crid.Core.Configuration;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
 using Crid.Server.Services;
+using Crid.Streaming;
 using Runtime.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 
 namespace Crid.Server;
 
@@ -18,6 +21,11 @@ public static class ServerSetup
         services.AddSingleton<PodNetwork>();
         services.AddSingleton<NetworkStatus>();
         services.AddSingleton<SandboxManager>();
+        // Until the container lifecycle registers its own, there are no containers to exec in.
+        services.TryAddSingleton<IContainerStreams, NoContainers>();
+        services.AddSingleton<IPodNetworks, SandboxNetworks>();
+        services.AddSingleton(sp => new StreamingServer(StreamingOptionsOf(options), sp.GetRequiredService<IContainerStreams>(),
+            sp.GetRequiredService<IPodNetworks>(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();
@@ -30,6 +38,13 @@ public static class ServerSetup
         services.AddStrictRequestParsing<CriImageService>(ImageService.BindService);
         return services;
     }
+
+    private static StreamingOptions StreamingOptionsOf(CridOptions options) => new()
+    {
+        Address = System.Net.IPAddress.Parse(options.StreamingAddress),
+        Port = options.StreamingPort,
+        IdleTimeout = TimeSpan.FromSeconds(options.StreamingIdleTimeoutSeconds),
+    };
 
     public static IEndpointRouteBuilder MapCriServices(this IEndpointRouteBuilder endpoints)
     {

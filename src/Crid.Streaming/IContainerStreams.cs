@@ -11,11 +11,12 @@ public interface IContainerStreams
 {
     /// <summary>
     /// Called by the Exec and Attach RPCs before a URL is handed out, so a bad id fails the RPC
-    /// rather than the later connection. Must be quick. Throws
-    /// <see cref="Crid.Core.Errors.NotFoundException"/> for an unknown container and
+    /// rather than the later connection; returns the container's full id (the one the later call
+    /// gets), so an implementation may accept unique prefixes as the sandbox calls do. Must be quick.
+    /// Throws <see cref="Crid.Core.Errors.NotFoundException"/> for an unknown container and
     /// <see cref="Crid.Core.Errors.FailedPreconditionException"/> for one that is not running.
     /// </summary>
-    void CheckRunning(string containerId);
+    string CheckRunning(string containerId);
 
     /// <summary>
     /// Runs <paramref name="command"/> in the running container (runc exec, with a pty when

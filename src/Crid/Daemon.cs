@@ -2,6 +2,7 @@ using Crid.Core.Configuration;
 using Crid.Core.Sandboxes;
 using Crid.Server;
 using Crid.Server.Http2;
+using Crid.Streaming;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Crid;
@@ -41,6 +42,17 @@ internal static class Daemon
         var app = builder.Build();
         app.MapCriServices();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("crid");
+        // Its own listener (TCP, for kubectl and crictl), up before the socket hands out its URLs.
+        await using var streaming = app.Services.GetRequiredService<StreamingServer>();
+        try
+        {
+            await streaming.StartAsync();
+        }
+        catch (IOException e)
+        {
+            await Console.Error.WriteLineAsync($"crid: streaming server: {e.Message}");
+            return 1;
+        }
         try
         {
             // Before the socket answers: a restarted daemon knows every pod before anyone asks.
@@ -55,6 +67,8 @@ internal static class Daemon
         }
         DaemonLog.Listening(log, options.Listen, RuntimeInfoText());
         await app.WaitForShutdownAsync();
+        // Open exec and port-forward sessions end with the daemon; their processes are killed.
+        await streaming.StopAsync();
         DaemonLog.Stopped(log);
         return 0;
     }

@@ -22,10 +22,11 @@ internal sealed class HostProcessStreams : IContainerStreams
     /// <summary>The sizes exec'd ttys were given, in order.</summary>
     public ConcurrentQueue<TerminalSize> Resizes { get; } = new();
 
-    public void CheckRunning(string containerId)
+    public string CheckRunning(string containerId)
     {
         if (containerId != Container && !_mains.ContainsKey(containerId))
             throw new NotFoundException($"container \"{containerId}\" not found");
+        return containerId;
     }
 
     /// <summary>A "container" whose main process reads stdin: what attach connects to.</summary>
