@@ -11,6 +11,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Crid.Streaming;
@@ -62,6 +63,9 @@ public sealed class StreamingServer : IAsyncDisposable
         // The daemon's logging (levels, format, filters) for Kestrel's lines too.
         builder.Logging.ClearProviders();
         builder.Services.Replace(ServiceDescriptor.Singleton(_loggers));
+        // The daemon owns the process's signals and decides when this server stops; a console
+        // lifetime of its own would take SIGTERM away from the daemon's host.
+        builder.Services.Replace(ServiceDescriptor.Singleton<IHostLifetime, OwnedLifetime>());
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -177,6 +181,14 @@ public sealed class StreamingServer : IAsyncDisposable
             await connection.CloseAsync().ConfigureAwait(false);
             StreamingLog.SessionEnded(_log, request.Kind, request.Target, outcome);
         }
+    }
+
+    /// <summary>A lifetime that waits for nothing and listens to no signal: StartAsync/StopAsync are the owner's.</summary>
+    private sealed class OwnedLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     private static bool HeaderHas(Microsoft.Extensions.Primitives.StringValues values, string token) =>
