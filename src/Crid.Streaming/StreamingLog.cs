@@ -45,6 +45,6 @@ internal static partial class StreamingLog
     [LoggerMessage(EventId = 812, Level = LogLevel.Debug, Message = "port-forward to port {Port} of pod {Sandbox} (request {Request}) done: {Sent} bytes in, {Received} bytes out")]
     public static partial void ForwardDone(ILogger logger, int port, string sandbox, string request, long sent, long received);
 
-    [LoggerMessage(EventId = 813, Level = LogLevel.Warning, Message = "streaming session crashed")]
+    [LoggerMessage(EventId = 813, Level = LogLevel.Error, Message = "streaming session crashed")]
     public static partial void SessionCrashed(ILogger logger, Exception exception);
 }

@@ -180,7 +180,7 @@ internal sealed class PortForwardSession
         Socket socket;
         try
         {
-            var (sandboxId, netns) = _networks.Find(_request.SandboxId);
+            var (_, netns) = _networks.Find(_request.SandboxId);
             socket = await PodDialer.ConnectAsync(netns, pair.Port, _creationTimeout, gone).ConfigureAwait(false);
         }
         catch (Exception e) when (e is Crid.Core.Errors.CriException or IOException or SocketException or NamespaceException)

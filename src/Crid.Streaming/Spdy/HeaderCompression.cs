@@ -54,8 +54,9 @@ internal sealed class HeaderInflater
                 throw new SpdyProtocolException("header block has bytes after its end");
             return output.WrittenSpan.ToArray();
         }
-        catch (SharpZipBaseException e)
+        catch (Exception e) when (e is SharpZipBaseException or IndexOutOfRangeException or InvalidOperationException or ArgumentException)
         {
+            // Whatever the inflater makes of hostile bytes, it is the peer's fault and ends the session.
             throw new SpdyProtocolException("corrupt header compression: " + e.Message);
         }
         finally

@@ -60,6 +60,13 @@ internal sealed partial class SpdyConnection
             // Kestrel reports a vanished peer as IOException (ConnectionResetException) or an aborted read.
             reason = "the connection broke: " + e.Message;
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A bug of ours, not the peer's: this connection ends, the server goes on.
+            StreamingLog.SessionCrashed(_log, e);
+            reason = "crashed: " + e.Message;
+            _abortTransport();
+        }
         finally
         {
             Lose(reason);

@@ -52,7 +52,7 @@ internal sealed partial class SpdyConnection
         var frame = new byte[SpdyFrames.HeaderLength + payload.Length];
         SpdyFrames.WriteControlHeader(frame, type, flags, payload.Length);
         payload.CopyTo(frame, SpdyFrames.HeaderLength);
-        await WriteLockedAsync(frame, frame.Length, null).ConfigureAwait(false);
+        await WriteLockedAsync(frame, frame.Length).ConfigureAwait(false);
     }
 
     private async Task SendHeadersAsync(FrameType type, uint id, SpdyHeaders headers, byte flags)
@@ -90,7 +90,7 @@ internal sealed partial class SpdyConnection
             {
                 SpdyFrames.WriteDataHeader(frame, stream.Id, flags, chunk);
                 data.Span.Slice(offset, chunk).CopyTo(frame.AsSpan(SpdyFrames.HeaderLength));
-                await WriteLockedAsync(frame, SpdyFrames.HeaderLength + chunk, stream).ConfigureAwait(false);
+                await WriteLockedAsync(frame, SpdyFrames.HeaderLength + chunk).ConfigureAwait(false);
             }
             finally
             {
@@ -220,7 +220,7 @@ internal sealed partial class SpdyConnection
         return SendControlAsync(FrameType.WindowUpdate, 0, payload);
     }
 
-    private async Task WriteLockedAsync(byte[] frame, int length, SpdyStream? stream)
+    private async Task WriteLockedAsync(byte[] frame, int length)
     {
         await _writeLock.WaitAsync().ConfigureAwait(false);
         try

@@ -46,6 +46,7 @@ internal sealed partial class SpdyConnection : IAsyncDisposable
     private readonly Channel<SpdyStream> _incoming = Channel.CreateUnbounded<SpdyStream>(new UnboundedChannelOptions { SingleWriter = true });
     private readonly CancellationTokenSource _lost = new();
     private readonly CancellationTokenSource _stopReading = new();
+    private readonly Lock _loseLock = new();
     private readonly HeaderInflater _inflater;
     private readonly HeaderDeflater _deflater = new();
     private Task _readLoop = Task.CompletedTask;
@@ -72,8 +73,6 @@ internal sealed partial class SpdyConnection : IAsyncDisposable
 
     /// <summary>Why the connection was lost, for the log.</summary>
     public string? LostReason { get; private set; }
-
-    public int OpenStreams => _streams.Count;
 
     public void Start()
     {
@@ -140,7 +139,7 @@ internal sealed partial class SpdyConnection : IAsyncDisposable
 
     private void Lose(string reason)
     {
-        lock (_stopReading)
+        lock (_loseLock)
         {
             if (_stopReading.IsCancellationRequested)
                 return;

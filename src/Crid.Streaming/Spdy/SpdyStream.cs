@@ -255,8 +255,6 @@ internal sealed class SpdyStream
 
     internal bool RemoteClosedOrReset { get { lock (_lock) return _remoteClosed || _wasReset; } }
 
-    internal bool IsDiscarding { get { lock (_lock) return _discarding; } }
-
     private bool MarkReset()
     {
         lock (_lock)
