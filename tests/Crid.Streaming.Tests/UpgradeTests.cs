@@ -80,6 +80,18 @@ public sealed class UpgradeTests
         await forwardOk.Client!.DisposeAsync();
     }
 
+    [Theory]
+    [InlineData("::1", "http://[::1]:")]
+    [InlineData("0.0.0.0", "http://127.0.0.1:")]
+    public async Task Urls_name_an_address_a_local_client_can_reach(string listen, string prefix)
+    {
+        await using var t = await TestServer.StartAsync(new StreamingOptions { Address = System.Net.IPAddress.Parse(listen) });
+        var url = t.ExecUrl(["echo", "ok"]);
+        Assert.StartsWith(prefix, url);
+        await using var client = await TestServer.ConnectAsync(url);
+        Assert.Equal("ok\n", (await ExecClient.RunAsync(client, false, true, false)).Stdout);
+    }
+
     [Fact]
     public void Tokens_are_unguessable_single_use_and_bounded()
     {
