@@ -25,6 +25,6 @@ public sealed record StreamingOptions
     /// <summary>URLs handed out and not yet used, at most (kubelet: 1000).</summary>
     public int MaxTokens { get; init; } = 1000;
 
-    /// <summary>Streaming connections at once, at most; more wait in the listen backlog.</summary>
+    /// <summary>Streaming connections at once, at most; Kestrel closes any beyond it at once.</summary>
     public int MaxConnections { get; init; } = 1000;
 }
