@@ -30,7 +30,15 @@ public sealed class RuncPodTests : IAsyncLifetime
     private readonly string _tag = Guid.NewGuid().ToString("N")[..10];
     private readonly List<string> _containers = [];
     private readonly List<string> _cgroupParents = [];
+    private readonly string _defaultCgroupParent;
     private Runc _runc = null!;
+
+    public RuncPodTests()
+    {
+        // Containers of a pod without a cgroup parent go under this one, the test's own, instead of /crid.
+        _defaultCgroupParent = "/crid-test-" + _tag + "-default";
+        _cgroupParents.Add(_defaultCgroupParent);
+    }
 
     private string Rootfs => Path.Combine(_dir, "rootfs");
 
@@ -41,7 +49,7 @@ public sealed class RuncPodTests : IAsyncLifetime
         // to the rootfs must be searchable by anyone, and temp folders are created 0700.
         File.SetUnixFileMode(_dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
             | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-        BuildRootfs(Rootfs);
+        TestRootfs.Build(Rootfs, Applets);
         _runc = new Runc(Path.Combine(_dir, "runc"));
         return Task.CompletedTask;
     }
@@ -294,16 +302,25 @@ public sealed class RuncPodTests : IAsyncLifetime
 
     private string Bundle(Sandbox sandbox, NamespaceOption? namespaces, string id, string[] args)
     {
-        var spec = ContainerSpecBuilder.Build(sandbox, namespaces, new ContainerSpecRequest
+        var config = new ContainerConfig
+        {
+            Metadata = new ContainerMetadata { Name = id },
+            Image = new ImageSpec { Image = "busybox" },
+            Command = { args },
+            Linux = new LinuxContainerConfig { SecurityContext = new LinuxContainerSecurityContext { NamespaceOptions = namespaces } },
+        };
+        var spec = ContainerSpecs.Build(new ContainerSpecRequest
         {
             Id = id,
-            Name = id,
+            Config = config,
+            Pod = PodSpecContext.From(sandbox),
+            Image = TestRootfs.Image,
             RootfsPath = Rootfs,
-            Args = args,
-        });
+            DefaultCgroupParent = _defaultCgroupParent,
+        }, LinuxHostFacts.Instance);
         var bundle = Path.Combine(_dir, "bundles", id);
         Directory.CreateDirectory(bundle);
-        File.WriteAllBytes(Path.Combine(bundle, "config.json"), ContainerSpecBuilder.Serialize(spec));
+        File.WriteAllBytes(Path.Combine(bundle, "config.json"), ContainerSpecs.Serialize(spec));
         return bundle;
     }
 
@@ -363,21 +380,5 @@ public sealed class RuncPodTests : IAsyncLifetime
             if (Directory.Exists(folder))
                 Directory.Delete(folder);
         }
-    }
-
-    private static void BuildRootfs(string rootfs)
-    {
-        // busybox-static installs a statically linked /bin/busybox: a rootfs needs nothing else.
-        const string busybox = "/bin/busybox";
-        if (!File.Exists(busybox))
-            throw new InvalidOperationException($"{busybox} is missing: install busybox-static (`make test-deps` does)");
-        foreach (var dir in new[] { "bin", "etc", "proc", "sys", "dev", "tmp" })
-            Directory.CreateDirectory(Path.Combine(rootfs, dir));
-        File.Copy(busybox, Path.Combine(rootfs, "bin", "busybox"));
-        foreach (var applet in Applets)
-            File.CreateSymbolicLink(Path.Combine(rootfs, "bin", applet), "busybox");
-        // Mount targets of the pod's resolv.conf and hostname bind mounts.
-        File.WriteAllBytes(Path.Combine(rootfs, "etc", "resolv.conf"), []);
-        File.WriteAllBytes(Path.Combine(rootfs, "etc", "hostname"), []);
     }
 }
