@@ -4,10 +4,11 @@ DOTNET ?= dotnet
 CONFIGURATION ?= Release
 OUT := out
 PREFIX ?= /usr/local
-# Packages the integration tests use: a real OCI runtime, a static busybox for test rootfs,
-# CNI plugins, and the iproute2/util-linux tools tests inspect namespaces with.
-TEST_DEBS := runc busybox-static iproute2 containernetworking-plugins util-linux
-TEST_TOOLS := runc busybox ip nsenter findmnt
+# Packages the integration tests use: a real OCI runtime and conmon (each container's monitor),
+# a static busybox for test rootfs, CNI plugins, and the iproute2/util-linux tools tests inspect
+# namespaces with.
+TEST_DEBS := runc conmon busybox-static iproute2 containernetworking-plugins util-linux
+TEST_TOOLS := runc conmon busybox ip nsenter findmnt
 
 # NativeAOT by default: a third of the JIT build's memory and start-up (docs/benchmark.md).
 # `make build AOT=false` publishes the framework-dependent JIT apphost instead.

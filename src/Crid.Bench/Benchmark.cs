@@ -24,6 +24,7 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
 
         await SequentialAsync();
         Floor();
+        await ExecAsync();
         _report.Figures["ratio_run_to_floor_create"] = _report.Figures["run_p50_ms"] / _report.Figures["floor_create_p50_ms"];
         _report.Figures["ratio_stop_to_floor_remove"] = _report.Figures["stop_p50_ms"] / _report.Figures["floor_remove_p50_ms"];
         foreach (var clients in plan.Clients)
@@ -69,6 +70,18 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         var files = SandboxFiles.Measure(Path.Combine(floorDir, "files"), plan.FloorIterations / 2, progress);
         _report.Figures["files_atomic_p50_ms"] = files.Atomic.P50;
         _report.Figures["files_fsync_p50_ms"] = files.Durable.P50;
+    }
+
+    private async Task ExecAsync()
+    {
+        var exec = await ExecBench.MeasureAsync(Path.Combine(floorDir, "exec"), plan.FloorIterations, plan.Warmup, progress);
+        if (exec is { } e)
+        {
+            _report.Figures["execsync_p50_ms"] = e.Driver.P50;
+            _report.Figures["execsync_p90_ms"] = e.Driver.P90;
+            _report.Figures["floor_runc_exec_p50_ms"] = e.Runc.P50;
+            _report.Figures["ratio_execsync_to_runc_exec"] = e.Driver.P50 / e.Runc.P50;
+        }
     }
 
     private async Task ConcurrentAsync(int clients)

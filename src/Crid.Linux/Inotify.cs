@@ -1,0 +1,111 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+using static Tmds.Linux.LibC;
+
+namespace Crid.Linux;
+
+/// <summary>One inotify(7) event: what happened to which name in the watched directory.</summary>
+public readonly record struct InotifyEvent(uint Mask, string Name)
+{
+    /// <summary>The kernel's queue overflowed: events were lost, rescan the directory.</summary>
+    public bool Overflowed => (Mask & Inotify.QueueOverflow) != 0;
+}
+
+/// <summary>
+/// An inotify instance watching directories, read asynchronously through the <see cref="FdPoller"/>:
+/// no thread of its own, none from the pool while nothing happens.
+/// </summary>
+public sealed class Inotify : IDisposable
+{
+    public const uint CloseWrite = 0x8, MovedTo = 0x80, Create = 0x100, QueueOverflow = 0x4000;
+
+    private const int IN_NONBLOCK = 0x800, IN_CLOEXEC = 0x80000;
+
+    private readonly SafeFileHandle _fd;
+    private readonly byte[] _buffer = new byte[64 * 1024];
+
+    public Inotify()
+    {
+        int fd = Interop.InotifyInit1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd < 0)
+        {
+            throw Errors.LastIo("inotify_init1", "(watch)");
+        }
+
+        _fd = new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>Watches the names in <paramref name="directory"/> for the events of <paramref name="mask"/>.</summary>
+    public void Watch(string directory, uint mask)
+    {
+        if (Interop.InotifyAddWatch(_fd, directory, mask) < 0)
+        {
+            throw Errors.LastIo("inotify_add_watch", directory);
+        }
+    }
+
+    /// <summary>Waits for events and returns every one queued (at least one).</summary>
+    public async ValueTask<IReadOnlyList<InotifyEvent>> ReadAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var events = TryRead();
+            if (events is not null)
+            {
+                return events;
+            }
+
+            await FdPoller.Shared.WaitAsync(_fd, write: false, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public void Dispose() => _fd.Dispose();
+
+    private unsafe List<InotifyEvent>? TryRead()
+    {
+        long n;
+        bool added = false;
+        _fd.DangerousAddRef(ref added);
+        try
+        {
+            fixed (byte* p = _buffer)
+            {
+                do
+                {
+                    n = read((int)_fd.DangerousGetHandle(), p, _buffer.Length);
+                }
+                while (n < 0 && Marshal.GetLastPInvokeError() == Interop.EINTR);
+            }
+        }
+        finally
+        {
+            _fd.DangerousRelease();
+        }
+
+        if (n < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == Interop.EAGAIN)
+            {
+                return null;
+            }
+
+            throw new IOException($"read inotify: {Interop.ErrnoName(errno)}");
+        }
+
+        // struct inotify_event { int wd; uint32_t mask, cookie, len; char name[len]; } (NUL-padded).
+        var events = new List<InotifyEvent>();
+        for (int off = 0; off + 16 <= n;)
+        {
+            uint mask = BitConverter.ToUInt32(_buffer, off + 4);
+            int len = (int)BitConverter.ToUInt32(_buffer, off + 12);
+            var name = _buffer.AsSpan(off + 16, len);
+            int nul = name.IndexOf((byte)0);
+            events.Add(new InotifyEvent(mask, Encoding.UTF8.GetString(nul < 0 ? name : name[..nul])));
+            off += 16 + len;
+        }
+
+        return events;
+    }
+}

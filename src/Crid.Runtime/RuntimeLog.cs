@@ -1,0 +1,36 @@
+using Microsoft.Extensions.Logging;
+
+namespace Crid.Runtime;
+
+internal static partial class RuntimeLog
+{
+    [LoggerMessage(EventId = 400, Level = LogLevel.Debug, Message = "container {Id} created: pid {Pid}, conmon {MonitorPid}")]
+    public static partial void Created(ILogger logger, string id, int pid, int monitorPid);
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Warning, Message = "creating container {Id} failed; rolled back")]
+    public static partial void CreateFailed(ILogger logger, Exception exception, string id);
+
+    [LoggerMessage(EventId = 402, Level = LogLevel.Error, Message = "rollback of container {Id}: {Step} failed")]
+    public static partial void RollbackFailed(ILogger logger, Exception exception, string id, string step);
+
+    [LoggerMessage(EventId = 403, Level = LogLevel.Debug, Message = "container {Id} exited: {ExitCode} (oom: {OomKilled})")]
+    public static partial void Exited(ILogger logger, string id, int exitCode, bool oomKilled);
+
+    [LoggerMessage(EventId = 404, Level = LogLevel.Warning, Message = "exit watcher: {Reason}; rescanning {Dir}")]
+    public static partial void Rescan(ILogger logger, string reason, string dir);
+
+    [LoggerMessage(EventId = 405, Level = LogLevel.Error, Message = "exit watcher of {Dir} stopped")]
+    public static partial void WatcherFailed(ILogger logger, Exception exception, string dir);
+
+    [LoggerMessage(EventId = 406, Level = LogLevel.Error, Message = "a ContainerExited handler failed for {Id}")]
+    public static partial void HandlerFailed(ILogger logger, Exception exception, string id);
+
+    [LoggerMessage(EventId = 407, Level = LogLevel.Warning, Message = "conmon {Pid} of container {Id} did not exit after the container was deleted; killed")]
+    public static partial void MonitorKilled(ILogger logger, int pid, string id);
+
+    [LoggerMessage(EventId = 409, Level = LogLevel.Warning, Message = "container {Id} is unknown to the lifecycle (a create cut short by a crash): deleted")]
+    public static partial void OrphanRemoved(ILogger logger, string id);
+
+    [LoggerMessage(EventId = 408, Level = LogLevel.Warning, Message = "exec in container {Id} timed out after {Seconds:F1} s; its process group was killed")]
+    public static partial void ExecTimedOut(ILogger logger, string id, double seconds);
+}
