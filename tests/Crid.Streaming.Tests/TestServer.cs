@@ -25,14 +25,18 @@ internal sealed class TestServer : IAsyncDisposable
 
     public LogSink Log { get; }
 
-    public static async Task<TestServer> StartAsync(StreamingOptions? options = null, TimeProvider? time = null)
+    public static async Task<TestServer> StartAsync(StreamingOptions? options = null, TimeProvider? time = null) =>
+        await StartAsync(null, options, time);
+
+    /// <summary>A server whose containers are <paramref name="containers"/> (host processes when null).</summary>
+    public static async Task<TestServer> StartAsync(IContainerStreams? containers, StreamingOptions? options = null, TimeProvider? time = null)
     {
-        var containers = new HostProcessStreams();
+        var hostProcesses = new HostProcessStreams();
         var networks = new TestNetworks();
         var log = new LogSink();
-        var server = new StreamingServer(options ?? new StreamingOptions { Linger = TimeSpan.FromSeconds(2) }, containers, networks, log, time);
+        var server = new StreamingServer(options ?? new StreamingOptions { Linger = TimeSpan.FromSeconds(2) }, containers ?? hostProcesses, networks, log, time);
         await server.StartAsync();
-        return new TestServer(server, containers, networks, log);
+        return new TestServer(server, hostProcesses, networks, log);
     }
 
     public string ExecUrl(string[] command, bool stdin = false, bool stdout = true, bool stderr = false, bool tty = false) =>
