@@ -5,7 +5,10 @@ namespace Crid.Streaming;
 /// <summary>
 /// The container side of exec and attach: what the container lifecycle (runc and conmon) provides to
 /// the streaming server. The server owns the client connection, its streams and the status it
-/// reports; an implementation only runs the process and moves bytes.
+/// reports; an implementation only runs the process and moves bytes. With Core's
+/// <see cref="Crid.Core.Containers.IContainerRuntime"/> it comes to a lookup of the container and two
+/// calls: <see cref="Containers.RuntimeExec.RunAsync"/> and <see cref="Containers.ConmonAttach.RunAsync"/>.
+/// Registered in DI as a singleton, it replaces <see cref="NoContainers"/>.
 /// </summary>
 public interface IContainerStreams
 {
