@@ -61,13 +61,19 @@ public sealed class ContainerBridgeTests
         await using var host = new RuntimeHost();
         await host.RunAsync("gone", ["sleep", "1000"]);
         await using var t = await StartAsync(host);
-        var url = t.Server.UrlFor(new ExecStreamRequest("gone", ["sleep", "999"], Stdin: false, Stdout: true, Stderr: false, Tty: false));
+        var url = t.Server.UrlFor(new ExecStreamRequest("gone", ["sh", "-c", "echo started; exec sleep 999"], Stdin: false, Stdout: true, Stderr: false, Tty: false));
         var client = await TestServer.ConnectAsync(url);
         await client.OpenAsync(("streamType", "error"));
-        await client.OpenAsync(("streamType", "stdout"));
+        var stdout = await client.OpenAsync(("streamType", "stdout"));
+        // Vanish once the command runs and says so (not merely once its process shows in the
+        // cgroup: the runtime knows the command's pid only a moment later).
+        var said = new byte[8];
+        Assert.Equal(8, await stdout.ReadAsync(said));
+        Assert.Equal("started\n", System.Text.Encoding.ASCII.GetString(said));
         await ExecTests.WaitForAsync(() => host.LiveProcessesOf("gone").Contains("sleep 999"), 20);
         client.Vanish();
-        await ExecTests.WaitForAsync(() => !host.LiveProcessesOf("gone").Contains("sleep 999"), 20, () => string.Join("; ", host.LiveProcessesOf("gone")));
+        await ExecTests.WaitForAsync(() => !host.LiveProcessesOf("gone").Contains("sleep 999"), 20,
+            () => string.Join("; ", host.LiveProcessesOf("gone")) + "\n" + string.Join("\n", t.Log.Lines.Select(l => $"{l.Level} {l.Category}: {l.Message} {l.Error}")));
     }
 
     [Fact]
