@@ -18,6 +18,10 @@ AOT_CC = $(notdir $(shell command -v clang 2>/dev/null || ls /usr/bin/clang-[0-9
 
 .PHONY: build run test test-deps build-deps install clean bench
 
+# What the daemon is built from: `make install` rebuilds only when one of these is newer than out/crid.
+SOURCES := $(shell find api src/Crid src/Crid.Server src/Crid.Core src/Crid.Linux src/Crid.Api -path '*/obj' -prune -o -path '*/bin' -prune -o -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.proto' \) -print) \
+  Directory.Build.props Directory.Packages.props
+
 build: build-deps
 	@# The other build's files would linger beside the binary (a JIT crid.dll beside an AOT crid).
 	rm -rf $(OUT)/crid $(OUT)/crid.dbg $(OUT)/*.dll $(OUT)/*.pdb $(OUT)/*.runtimeconfig.json $(OUT)/*.deps.json \
@@ -53,9 +57,25 @@ bench: build
 	$(DOTNET) build src/Crid.Bench/Crid.Bench.csproj -c $(CONFIGURATION) --nologo -v quiet
 	$(DOTNET) src/Crid.Bench/bin/$(CONFIGURATION)/net10.0/Crid.Bench.dll --daemon $(OUT)/crid --json $(OUT)/bench.json $(BENCH_ARGS)
 
-install: build
-	install -D -m 0755 $(OUT)/crid $(DESTDIR)$(PREFIX)/bin/crid
-	install -D -m 0644 packaging/crid.service $(DESTDIR)/etc/systemd/system/crid.service
+$(OUT)/crid: $(SOURCES)
+	$(MAKE) build
+
+# The binary `make build` left (AOT or JIT, whichever it was), rebuilt only when the sources changed.
+# A JIT build is an apphost beside its .dll files: it goes to $(PREFIX)/lib/crid whole, with a
+# $(PREFIX)/bin/crid that execs it. The unit file and its documentation follow PREFIX.
+install: $(OUT)/crid
+	@if [ -e $(OUT)/crid.dll ]; then \
+	   echo "installing the JIT build into $(DESTDIR)$(PREFIX)/lib/crid"; \
+	   rm -rf $(DESTDIR)$(PREFIX)/lib/crid && mkdir -p $(DESTDIR)$(PREFIX)/lib/crid $(DESTDIR)$(PREFIX)/bin && \
+	   cp -a $(OUT)/crid $(OUT)/*.dll $(OUT)/*.json $(DESTDIR)$(PREFIX)/lib/crid/ && \
+	   printf '#!/bin/sh\nexec %s/lib/crid/crid "$$@"\n' '$(PREFIX)' > $(DESTDIR)$(PREFIX)/bin/crid && chmod 0755 $(DESTDIR)$(PREFIX)/bin/crid; \
+	 else \
+	   install -D -m 0755 $(OUT)/crid $(DESTDIR)$(PREFIX)/bin/crid; \
+	 fi
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/crid/README.md
+	install -D -m 0644 SECURITY.md $(DESTDIR)$(PREFIX)/share/doc/crid/SECURITY.md
+	mkdir -p $(DESTDIR)/etc/systemd/system
+	sed 's|@PREFIX@|$(PREFIX)|g' packaging/crid.service > $(DESTDIR)/etc/systemd/system/crid.service
 	@if [ ! -e $(DESTDIR)/etc/crid/crid.yaml ]; then install -D -m 0644 packaging/crid.yaml $(DESTDIR)/etc/crid/crid.yaml; fi
 
 clean:

@@ -63,6 +63,10 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         var (create, remove) = Crid.Bench.Floor.Measure(floorDir, plan.FloorIterations, plan.Warmup, progress);
         _report.Figures["floor_create_p50_ms"] = create.P50;
         _report.Figures["floor_remove_p50_ms"] = remove.P50;
+        // The design choice behind the floor: long-lived namespace workers against a new thread per call
+        // (what tests/Crid.Linux.Tests/PerfTests measured on every `make test` before; a measurement belongs here).
+        var perCall = Crid.Bench.Floor.Measure(floorDir, plan.FloorIterations / 2, plan.Warmup, progress, workers: false);
+        _report.Figures["floor_create_thread_per_call_p50_ms"] = perCall.Create.P50;
         var core = InProcess.Measure(Path.Combine(floorDir, "manager"), plan.FloorIterations, plan.Warmup, progress);
         _report.Figures["inprocess_run_p50_ms"] = core.Run.P50;
         _report.Figures["inprocess_stop_p50_ms"] = core.Stop.P50;

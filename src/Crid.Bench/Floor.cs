@@ -10,7 +10,21 @@ namespace Crid.Bench;
 /// </summary>
 internal static class Floor
 {
-    public static (Samples Create, Samples Remove) Measure(string namespacesDir, int iterations, int warmup, Progress progress)
+    /// <param name="workers">false: each namespace step on a new thread (NamespaceThreads.UseWorkers), to compare.</param>
+    public static (Samples Create, Samples Remove) Measure(string namespacesDir, int iterations, int warmup, Progress progress, bool workers = true)
+    {
+        NamespaceThreads.UseWorkers = workers;
+        try
+        {
+            return MeasureCore(namespacesDir, iterations, warmup, progress, workers ? "floor" : "floor, thread per call");
+        }
+        finally
+        {
+            NamespaceThreads.UseWorkers = true;
+        }
+    }
+
+    private static (Samples Create, Samples Remove) MeasureCore(string namespacesDir, int iterations, int warmup, Progress progress, string phase)
     {
         var create = new Samples();
         var remove = new Samples();
@@ -35,7 +49,7 @@ internal static class Floor
                 create.Add(Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds);
                 remove.Add(Stopwatch.GetElapsedTime(t1, t2).TotalMilliseconds);
             }
-            progress.Tick("floor", i + 1, warmup + iterations);
+            progress.Tick(phase, i + 1, warmup + iterations);
         }
         return (create, remove);
     }

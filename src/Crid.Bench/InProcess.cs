@@ -22,8 +22,8 @@ internal static class InProcess
             NamespacesDir = Path.Combine(dir, "ns"),
         };
         // The benchmark pod has pid CONTAINER: no infra process is ever started.
-        var manager = new SandboxManager(options, NullLogger<SandboxManager>.Instance, new InfraCommand("/bin/false", []));
-        manager.Recover();
+        using var manager = new SandboxManager(options, NullLogger<SandboxManager>.Instance, new InfraCommand("/bin/false", []));
+        manager.RecoverAsync().GetAwaiter().GetResult();
         var run = new Samples();
         var stop = new Samples();
         var remove = new Samples();
@@ -31,11 +31,11 @@ internal static class InProcess
         {
             var request = new RunPodSandboxRequest { Config = Pods.Next() };
             var t0 = Stopwatch.GetTimestamp();
-            var id = manager.Run(request).Id;
+            var id = manager.RunAsync(request, CancellationToken.None).GetAwaiter().GetResult().Id;
             var t1 = Stopwatch.GetTimestamp();
-            manager.StopAsync(id).GetAwaiter().GetResult();
+            manager.StopAsync(id, CancellationToken.None).GetAwaiter().GetResult();
             var t2 = Stopwatch.GetTimestamp();
-            manager.RemoveAsync(id).GetAwaiter().GetResult();
+            manager.RemoveAsync(id, CancellationToken.None).GetAwaiter().GetResult();
             var t3 = Stopwatch.GetTimestamp();
             if (i >= warmup)
             {

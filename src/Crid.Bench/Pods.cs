@@ -3,7 +3,7 @@ using Runtime.V1;
 namespace Crid.Bench;
 
 /// <summary>
-/// The benchmark's pod: /work/shared/cri-vectors/configs/pod_default.json (what `crictl runp` sends
+/// The benchmark's pod: testdata/cri-vectors/configs/pod_default.json (what `crictl runp` sends
 /// for a typical pod) without the cgroup parent, so network and ipc are the pod's, pid is per
 /// container (no infra process), with DNS, a port mapping, labels and annotations. Each pod gets a
 /// name and uid of its own: the CRI reserves a name per sandbox.

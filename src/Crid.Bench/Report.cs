@@ -53,6 +53,7 @@ internal sealed class Report
             Row($"{name} (sequential)", Ms($"{call}_p50_ms"), Ms($"{call}_p90_ms"), Ms($"{call}_p99_ms"));
         Row("floor: PodNamespaces.Create in-process", Ms("floor_create_p50_ms"), "", "");
         Row("floor: Remove() of each pin in-process", Ms("floor_remove_p50_ms"), "", "");
+        Row("floor create, a thread per call (no workers)", Ms("floor_create_thread_per_call_p50_ms"), "", "");
         Row("in-process SandboxManager.Run (bench JIT)", Ms("inprocess_run_p50_ms"), "", "");
         Row("in-process SandboxManager.Stop (bench JIT)", Ms("inprocess_stop_p50_ms"), "", "");
         Row("in-process SandboxManager.Remove (bench JIT)", Ms("inprocess_remove_p50_ms"), "", "");

@@ -29,13 +29,36 @@ public sealed record InfraRequest
     public string? UtsNsPath { get; init; }
 }
 
-public static unsafe class InfraProcess
+public static unsafe partial class InfraProcess
 {
     /// <summary>
     /// Starts the infra process as PID 1 of a new pid namespace and pins that namespace at
     /// &lt;dir&gt;/pidns/&lt;uuid&gt;. If a net/ipc/uts pin is given, the process is born in it.
     /// </summary>
     public static InfraHandle Start(InfraRequest request)
+    {
+        string pinPath = Prepare(request);
+        int pid = 0;
+        Exception? error = null;
+        var thread = SpawnThread(request, p => pid = p, e => error = e);
+        thread.Start();
+        thread.Join();
+        if (error is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+
+        var handle = Pin(pid, pinPath);
+        var deadline = Environment.TickCount64 + 1000;
+        while (!HasSigtermHandler(pid) && Environment.TickCount64 < deadline)
+        {
+            Thread.Sleep(1);
+        }
+
+        return handle;
+    }
+
+    private static string Prepare(InfraRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentException.ThrowIfNullOrEmpty(request.Executable);
@@ -46,34 +69,35 @@ public static unsafe class InfraProcess
         }
 
         string pinDir = Path.Combine(request.NamespacesDir, "pidns");
-        string pinPath = Path.Combine(pinDir, request.Uuid);
         NsFiles.EnsureDirTree(pinDir, "pid");
+        return Path.Combine(pinDir, request.Uuid);
+    }
 
-        int pid = 0;
-        Exception? error = null;
-
-        // unshare(CLONE_NEWPID) changes pid_ns_for_children of this thread only and for good:
-        // once the namespace's init dies no process can ever be created in it again, so the
-        // thread is new, used once and left to exit. It is never a pool thread.
-        var thread = new Thread(() =>
+    /// <summary>
+    /// unshare(CLONE_NEWPID) changes pid_ns_for_children of this thread only and for good:
+    /// once the namespace's init dies no process can ever be created in it again, so the
+    /// thread is new, used once and left to exit. It is never a pool thread.
+    /// </summary>
+    private static Thread SpawnThread(InfraRequest request, Action<int> done, Action<Exception> failed) =>
+        new(() =>
         {
+            int pid;
             try
             {
                 pid = SpawnInNewPidNs(request);
             }
             catch (Exception e)
             {
-                error = e;
+                failed(e);
+                return;
             }
+
+            done(pid);
         })
         { IsBackground = true, Name = "crid-infra-spawn" };
-        thread.Start();
-        thread.Join();
-        if (error is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
-        }
 
+    private static InfraHandle Pin(int pid, string pinPath)
+    {
         var pin = new PinnedNamespace("pid", pinPath);
         bool created = false;
         try
@@ -101,7 +125,6 @@ public static unsafe class InfraProcess
             throw;
         }
 
-        WaitForSigtermHandler(pid);
         return new InfraHandle(pid, pin);
     }
 
@@ -111,38 +134,30 @@ public static unsafe class InfraProcess
     /// to it is lost for good, so the sandbox is not handed out before. A JIT-compiled .NET program
     /// has one from runtime start-up; a NativeAOT one only once PosixSignalRegistration runs, a few
     /// milliseconds after exec, which a caller signalling right after RunPodSandbox would beat. A
-    /// program that never installs one (not ours) is waited for at most a second.
+    /// program that never installs one (not ours) is waited for at most a second. True once it has
+    /// one, or is gone.
     /// </summary>
-    private static void WaitForSigtermHandler(int pid)
+    private static bool HasSigtermHandler(int pid)
     {
         const ulong SigtermBit = 1UL << (15 - 1);
-        var deadline = Environment.TickCount64 + 1000;
-        while (Environment.TickCount64 < deadline)
+        string? caught = null;
+        try
         {
-            string? caught = null;
-            try
+            foreach (string line in File.ReadLines($"/proc/{pid}/status"))
             {
-                foreach (string line in File.ReadLines($"/proc/{pid}/status"))
+                if (line.StartsWith("SigCgt:", StringComparison.Ordinal))
                 {
-                    if (line.StartsWith("SigCgt:", StringComparison.Ordinal))
-                    {
-                        caught = line[7..].Trim();
-                        break;
-                    }
+                    caught = line[7..].Trim();
+                    break;
                 }
             }
-            catch (IOException)
-            {
-                return; // Gone already: nothing left to wait for.
-            }
-
-            if (caught is null || (ulong.TryParse(caught, System.Globalization.NumberStyles.HexNumber, null, out ulong mask) && (mask & SigtermBit) != 0))
-            {
-                return;
-            }
-
-            Thread.Sleep(1);
         }
+        catch (IOException)
+        {
+            return true; // Gone already: nothing left to wait for.
+        }
+
+        return caught is null || (ulong.TryParse(caught, System.Globalization.NumberStyles.HexNumber, null, out ulong mask) && (mask & SigtermBit) != 0);
     }
 
     /// <summary>
@@ -164,6 +179,34 @@ public static unsafe class InfraProcess
         }
 
         PinnedNamespace.FromPath(pinPath).Remove();
+    }
+
+    /// <summary>True once <paramref name="pid"/> is reaped by us, or gone (not our child: its parent reaps it).</summary>
+    private static bool TryReap(int pid)
+    {
+        const int WNOHANG = 1;
+        int status;
+        while (true)
+        {
+            int rc = Interop.Waitpid(pid, &status, WNOHANG);
+            if (rc > 0)
+            {
+                return true;
+            }
+
+            if (rc == 0)
+            {
+                return false;
+            }
+
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == Interop.EINTR)
+            {
+                continue;
+            }
+
+            return errno != Interop.ECHILD || !Directory.Exists($"/proc/{pid}");
+        }
     }
 
     private static void Reap(int pid)

@@ -21,7 +21,7 @@ public static unsafe class PodNamespaces
     {
         ArgumentNullException.ThrowIfNull(request);
         var plan = Plan.From(request);
-        string uuid = Guid.NewGuid().ToString("D");
+        string uuid = request.Uuid ?? Guid.NewGuid().ToString("D");
         if (plan.CloneFlags == 0)
         {
             return new PodNamespacesResult(uuid, []);
@@ -213,6 +213,11 @@ public static unsafe class PodNamespaces
             if (string.IsNullOrEmpty(r.NamespacesDir))
             {
                 throw new ArgumentException("NamespacesDir is required", nameof(r.NamespacesDir));
+            }
+
+            if (r.Uuid is not null && !Guid.TryParseExact(r.Uuid, "D", out _))
+            {
+                throw new ArgumentException("Uuid must be a uuid in its 36-character form", nameof(r.Uuid));
             }
 
             var plan = new Plan();

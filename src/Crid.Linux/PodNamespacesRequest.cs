@@ -25,6 +25,12 @@ public sealed record PodNamespacesRequest
 
     /// <summary>Set in a new uts namespace; refused when uts is the host's.</summary>
     public string? Hostname { get; init; }
+
+    /// <summary>
+    /// The pins' file name, a uuid in its "D" form; a new one when null. A caller that must record
+    /// which pins are its own before they exist (crid's intent records) chooses it first.
+    /// </summary>
+    public string? Uuid { get; init; }
 }
 
 public sealed record PodNamespacesResult(string Uuid, IReadOnlyList<PinnedNamespace> Pins)

@@ -19,6 +19,21 @@ internal sealed class StrictRequestParsing<[DynamicallyAccessedMembers(StrictReq
     public void OnServiceMethodDiscovery(ServiceMethodProviderContext<TService> context) =>
         bind(new Binder(context), instance);
 
+    /// <summary>
+    /// Whether the service class overrides the generated base's method (whose body answers
+    /// Unimplemented with an empty message). TService keeps its public methods for trimming.
+    /// </summary>
+    private static bool Implemented(string name) =>
+        typeof(TService).GetMethod(name, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)?.DeclaringType == typeof(TService);
+
+    /// <summary>
+    /// The answer for a method crid does not serve: it names the method and lists those it does, so
+    /// the operator reading kubelet's or crictl's error knows at once what works.
+    /// </summary>
+    private static RpcException Unimplemented(string service, string method) =>
+        new(new Status(StatusCode.Unimplemented,
+            $"crid {ServedMethods.Version} does not implement {service}/{method} yet; it serves {ServedMethods.Describe()}"));
+
     private static Method<TRequest, TResponse> Strict<TRequest, TResponse>(Method<TRequest, TResponse> method)
         where TRequest : class where TResponse : class
     {
@@ -45,16 +60,57 @@ internal sealed class StrictRequestParsing<[DynamicallyAccessedMembers(StrictReq
     private sealed class Binder(ServiceMethodProviderContext<TService> context) : ServiceBinderBase
     {
         public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryServerMethod<TRequest, TResponse>? handler) =>
-            context.AddUnaryMethod(Strict(method), [], (_, request, call) => handler!(request, call));
+            context.AddUnaryMethod(Strict(method), [], Served(method)
+                ? (_, request, call) => handler!(request, call)
+                : (_, _, _) => throw Unimplemented(method.ServiceName, method.Name));
 
         public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ServerStreamingServerMethod<TRequest, TResponse>? handler) =>
-            context.AddServerStreamingMethod(Strict(method), [], (_, request, stream, call) => handler!(request, stream, call));
+            context.AddServerStreamingMethod(Strict(method), [], Served(method)
+                ? (_, request, stream, call) => handler!(request, stream, call)
+                : (_, _, _, _) => throw Unimplemented(method.ServiceName, method.Name));
 
         public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ClientStreamingServerMethod<TRequest, TResponse>? handler) =>
-            context.AddClientStreamingMethod(Strict(method), [], (_, requests, call) => handler!(requests, call));
+            context.AddClientStreamingMethod(Strict(method), [], Served(method)
+                ? (_, requests, call) => handler!(requests, call)
+                : (_, _, _) => throw Unimplemented(method.ServiceName, method.Name));
 
         public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, DuplexStreamingServerMethod<TRequest, TResponse>? handler) =>
-            context.AddDuplexStreamingMethod(Strict(method), [], (_, requests, responses, call) => handler!(requests, responses, call));
+            context.AddDuplexStreamingMethod(Strict(method), [], Served(method)
+                ? (_, requests, responses, call) => handler!(requests, responses, call)
+                : (_, _, _, _) => throw Unimplemented(method.ServiceName, method.Name));
+
+        private static bool Served(IMethod method)
+        {
+            var served = Implemented(method.Name);
+            if (served)
+                ServedMethods.Add(method.ServiceName, method.Name);
+            return served;
+        }
+    }
+}
+
+/// <summary>The methods the CRI services really serve, as bound at start-up; named by every Unimplemented answer.</summary>
+internal static class ServedMethods
+{
+    private static readonly SortedDictionary<string, SortedSet<string>> Methods = new(StringComparer.Ordinal);
+
+    public static string Version { get; } = Services.RuntimeInfo.ProductVersion.Split('+')[0];
+
+    public static void Add(string service, string method)
+    {
+        lock (Methods)
+        {
+            var name = service[(service.LastIndexOf('.') + 1)..];
+            if (!Methods.TryGetValue(name, out var set))
+                Methods[name] = set = new SortedSet<string>(StringComparer.Ordinal);
+            set.Add(method);
+        }
+    }
+
+    public static string Describe()
+    {
+        lock (Methods)
+            return string.Join("; ", Methods.Select(kv => $"{kv.Key}: {string.Join(", ", kv.Value)}"));
     }
 }
 

@@ -11,70 +11,128 @@ internal static class Daemon
 {
     public static async Task<int> RunAsync(CridOptions options)
     {
-        FileStream stateLock;
+        // Everything that can refuse the start is checked before anything is made; what is made
+        // before a later refusal (folders, lock files) is noted and taken away again.
+        var created = new List<string>();
+        var locks = new List<FileStream>();
         try
         {
-            HostPreparation.CreateFolders(options);
-            stateLock = HostPreparation.LockStateDir(options);
+            SocketPermissions.Check(options);
+            (string Path, string What)[] lockFiles =
+            [
+                (Path.Combine(options.StateDir, "crid.lock"), $"state dir {options.StateDir}"),
+                (HostPreparation.NamespacesLock(options), $"namespaces dir {options.NamespacesDir}"),
+            ];
+            // Locks whose files exist are taken before the socket is probed: that also kills the helper
+            // children of a daemon killed mid-Run, which hold its listening socket open (and would
+            // answer the probe) as they hold every descriptor it had.
+            var taken = new bool[lockFiles.Length];
+            for (var i = 0; i < lockFiles.Length; i++)
+            {
+                if (File.Exists(lockFiles[i].Path))
+                {
+                    locks.Add(HostPreparation.Lock(lockFiles[i].Path, lockFiles[i].What, created));
+                    taken[i] = true;
+                }
+            }
+            HostPreparation.CheckSocketFree(options.Listen);
+            HostPreparation.CreateFolders(options, created);
+            for (var i = 0; i < lockFiles.Length; i++)
+            {
+                if (!taken[i])
+                    locks.Add(HostPreparation.Lock(lockFiles[i].Path, lockFiles[i].What, created));
+            }
             HostPreparation.ClaimSocket(options.Listen);
         }
         catch (StartupException e)
         {
+            Undo(locks, created);
             await Console.Error.WriteLineAsync($"crid: {e.Message}");
             return 1;
         }
 
-        using var _ = stateLock;
-        var builder = WebApplication.CreateSlimBuilder();
-        ConfigureLogging(builder.Logging, options.LogLevel);
-        builder.Services.AddSystemd();
-        builder.WebHost.ConfigureKestrel(kestrel =>
+        try
         {
-            kestrel.ListenUnixSocket(options.Listen, listen =>
+            var builder = WebApplication.CreateSlimBuilder();
+            ConfigureLogging(builder.Logging, options.LogLevel);
+            builder.Services.AddSystemd();
+            builder.WebHost.ConfigureKestrel(kestrel =>
             {
-                listen.Protocols = HttpProtocols.Http2;
-                // crictl and kubelet up to v1.30 send the socket path as :authority, which Kestrel rejects.
-                listen.UseAuthorityRewrite();
+                kestrel.ListenUnixSocket(options.Listen, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http2;
+                    // crictl and kubelet up to v1.30 send the socket path as :authority, which Kestrel rejects.
+                    listen.UseAuthorityRewrite();
+                });
             });
-        });
-        builder.Services.AddCriServices(options);
+            builder.Services.AddCriServices(options);
 
-        var app = builder.Build();
-        app.MapCriServices();
-        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("crid");
-        // Its own listener (TCP, for kubectl and crictl), up before the socket hands out its URLs.
-        await using var streaming = app.Services.GetRequiredService<StreamingServer>();
-        try
-        {
-            await streaming.StartAsync();
+            await using var app = builder.Build();
+            app.MapCriServices();
+            var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("crid");
+            // Its own listener (TCP, for kubectl and crictl), up before the socket hands out its URLs;
+            // the host disposes it with its other singletons.
+            var streaming = app.Services.GetRequiredService<StreamingServer>();
+            try
+            {
+                await streaming.StartAsync();
+            }
+            catch (IOException e)
+            {
+                await Console.Error.WriteLineAsync($"crid: streaming server: {e.Message}");
+                return 1;
+            }
+            try
+            {
+                // Before the socket answers: a restarted daemon knows every pod before anyone asks.
+                await app.Services.GetRequiredService<SandboxManager>().RecoverAsync();
+                await app.StartAsync();
+                SocketPermissions.Apply(options);
+            }
+            catch (Exception e) when (e is IOException or StartupException)
+            {
+                await Console.Error.WriteLineAsync($"crid: cannot listen on {options.Listen}: {e.Message}");
+                return 1;
+            }
+            DaemonLog.Listening(log, options.Listen, RuntimeInfoText());
+            await app.WaitForShutdownAsync();
+            // Open exec and port-forward sessions end with the daemon; their processes are killed.
+            await streaming.StopAsync();
+            DaemonLog.Stopped(log);
+            // Disposing the host (await using) disposes the logger factory, which flushes the console
+            // logger's queue: without it the process can exit before its last line is written.
         }
-        catch (IOException e)
+        finally
         {
-            await Console.Error.WriteLineAsync($"crid: streaming server: {e.Message}");
-            return 1;
+            foreach (var l in locks)
+                l.Dispose();
         }
-        try
-        {
-            // Before the socket answers: a restarted daemon knows every pod before anyone asks.
-            app.Services.GetRequiredService<SandboxManager>().Recover();
-            await app.StartAsync();
-            SocketPermissions.Apply(options);
-        }
-        catch (Exception e) when (e is IOException or StartupException)
-        {
-            await Console.Error.WriteLineAsync($"crid: cannot listen on {options.Listen}: {e.Message}");
-            return 1;
-        }
-        DaemonLog.Listening(log, options.Listen, RuntimeInfoText());
-        await app.WaitForShutdownAsync();
-        // Open exec and port-forward sessions end with the daemon; their processes are killed.
-        await streaming.StopAsync();
-        DaemonLog.Stopped(log);
         return 0;
     }
 
-    private static string RuntimeInfoText() =>
-        typeof(Daemon).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
+    /// <summary>A refused start leaves nothing: lock files and folders it made go, newest first.</summary>
+    private static void Undo(List<FileStream> locks, List<string> created)
+    {
+        foreach (var l in locks)
+            l.Dispose();
+        for (var i = created.Count - 1; i >= 0; i--)
+        {
+            try
+            {
+                if (File.Exists(created[i]))
+                    File.Delete(created[i]);
+                else if (Directory.Exists(created[i]) && !Directory.EnumerateFileSystemEntries(created[i]).Any())
+                    Directory.Delete(created[i]);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+    }
+
+    internal static string RuntimeInfoText() =>
+        System.Reflection.CustomAttributeExtensions.GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(typeof(Daemon).Assembly)?.InformationalVersion
+        ?? typeof(Daemon).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
 
     private static void ConfigureLogging(ILoggingBuilder logging, string level)
     {
@@ -99,8 +157,11 @@ internal static class Daemon
             o.UseUtcTimestamp = true;
         });
         logging.SetMinimumLevel(min);
-        // ASP.NET Core's own chatter (a line per connection) is not the operator's business.
+        // ASP.NET Core's own chatter (a line per connection) is not the operator's business, and
+        // grpc-dotnet's line per failed call ("Error status code ... raised", without the method)
+        // would double the ErrorInterceptor's own, which names the method.
         logging.AddFilter("Microsoft", min > LogLevel.Warning ? min : LogLevel.Warning);
+        logging.AddFilter("Grpc", min > LogLevel.Warning ? min : LogLevel.Warning);
     }
 }
 

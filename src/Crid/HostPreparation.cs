@@ -13,25 +13,35 @@ internal sealed class StartupException(string message) : Exception(message);
 /// </summary>
 internal static class HostPreparation
 {
-    public static void CreateFolders(CridOptions options)
+    /// <summary>
+    /// Creates the daemon's folders, noting in <paramref name="created"/> each one it made, so a start
+    /// refused later can take them away again.
+    /// </summary>
+    public static void CreateFolders(CridOptions options, List<string> created)
     {
         // The state dir holds pod specs and records: only root may look (0700).
-        CreateDirectory(options.StateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        CreateDirectory(options.NamespacesDir, Default);
-        CreateDirectory(Path.GetDirectoryName(options.Listen)!, Default);
+        CreateDirectory(options.StateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, created);
+        CreateDirectory(options.NamespacesDir, Default, created);
+        CreateDirectory(Path.GetDirectoryName(options.Listen)!, Default, created);
     }
 
     private const UnixFileMode Default = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
         | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
 
-    private static void CreateDirectory(string path, UnixFileMode mode)
+    private static void CreateDirectory(string path, UnixFileMode mode, List<string> created)
     {
         try
         {
             if (File.Exists(path))
                 throw new StartupException($"{path} is a file, not a folder");
-            if (!Directory.Exists(path))
-                Directory.CreateDirectory(path, mode);
+            if (Directory.Exists(path))
+                return;
+            // Parents first, each noted, so a refused start removes exactly what it made.
+            var parent = Path.GetDirectoryName(path);
+            if (parent is not null && !Directory.Exists(parent))
+                CreateDirectory(parent, Default, created);
+            Directory.CreateDirectory(path, mode);
+            created.Add(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -39,17 +49,25 @@ internal static class HostPreparation
         }
     }
 
+    /// <summary>The lock file that keeps a second daemon off a namespaces dir.</summary>
+    public static string NamespacesLock(CridOptions options) => Path.Combine(options.NamespacesDir, "crid-namespaces.lock");
+
     /// <summary>
-    /// Holds an exclusive lock on the state dir for the daemon's lifetime, so two daemons never share
-    /// one state dir even when they listen on different sockets. .NET takes flock(LOCK_EX|LOCK_NB) for
+    /// Holds an exclusive lock for the daemon's lifetime on <paramref name="path"/>: the state dir's
+    /// (two daemons never share one, even on different sockets) or the namespaces dir's (a daemon's
+    /// recovery must never meet another's pins half-made). .NET takes flock(LOCK_EX|LOCK_NB) for
     /// FileShare.None on Unix; the kernel drops it when the process dies, however it dies.
     /// </summary>
-    public static FileStream LockStateDir(CridOptions options)
+    /// <param name="created">gets the path when the lock file did not exist before.</param>
+    public static FileStream Lock(string path, string what, List<string> created)
     {
-        var path = Path.Combine(options.StateDir, "crid.lock");
+        var existed = File.Exists(path);
         try
         {
-            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            if (!existed)
+                created.Add(path);
+            return stream;
         }
         catch (IOException)
         {
@@ -57,7 +75,7 @@ internal static class HostPreparation
             // once it is killed, the kernel drops the lock when it exits.
             var killed = OrphanHelpers.Kill(Path.GetFullPath(path));
             if (killed.Count == 0)
-                throw new StartupException($"another crid daemon is using the state dir {options.StateDir}");
+                throw new StartupException($"another crid daemon is using the {what} (it holds {path})");
             // Logging is not set up yet: one line on stderr, as the start-up errors are.
             Console.Error.WriteLine($"crid: killed {killed.Count} helper process(es) of a previous daemon still holding {path}: {string.Join(", ", killed)}");
         }
@@ -73,8 +91,31 @@ internal static class HostPreparation
             }
             catch (IOException)
             {
-                throw new StartupException($"another crid daemon is using the state dir {options.StateDir}");
+                throw new StartupException($"another crid daemon is using the {what} (it holds {path})");
             }
+        }
+    }
+
+    /// <summary>
+    /// Refuses the start, before anything is created, when a live daemon answers on the socket.
+    /// </summary>
+    public static void CheckSocketFree(string path)
+    {
+        if (Directory.Exists(path))
+            throw new StartupException($"{path} is a folder, not a socket");
+        if (!File.Exists(path))
+            return;
+        if (!HostFiles.IsSocket(path))
+            throw new StartupException($"{path} exists and is not a socket; remove it or choose another --listen path");
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+            throw new StartupException($"another daemon is answering on {path}; stop it first");
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionRefused)
+        {
+            // Nobody listens: the file is a leftover of a daemon that died without cleaning up.
         }
     }
 
@@ -83,24 +124,8 @@ internal static class HostPreparation
     /// </summary>
     public static void ClaimSocket(string path)
     {
-        if (Directory.Exists(path))
-            throw new StartupException($"{path} is a folder, not a socket");
-        if (!File.Exists(path))
-            return;
-        if (!HostFiles.IsSocket(path))
-            throw new StartupException($"{path} exists and is not a socket; remove it or choose another --listen path");
-        using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
-        {
-            try
-            {
-                probe.Connect(new UnixDomainSocketEndPoint(path));
-                throw new StartupException($"another daemon is answering on {path}; stop it first");
-            }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionRefused)
-            {
-                // Nobody listens: the file is a leftover of a daemon that died without cleaning up.
-            }
-        }
-        File.Delete(path);
+        CheckSocketFree(path);
+        if (File.Exists(path))
+            File.Delete(path);
     }
 }

@@ -19,6 +19,13 @@ internal static class SocketPermissions
         HostFiles.SetGroup(options.Listen, gid);
     }
 
+    /// <summary>Refuses, before anything is created, a socket group this host does not have.</summary>
+    public static void Check(CridOptions options)
+    {
+        if (options.SocketGroup.Length > 0 && ResolveGroup(options.SocketGroup) is null)
+            throw new StartupException($"socket-group \"{options.SocketGroup}\" is not a group of this host");
+    }
+
     private static int? ResolveGroup(string group)
     {
         if (int.TryParse(group, out var gid) && gid >= 0)

@@ -6,7 +6,7 @@ using Runtime.V1;
 namespace Crid.Api.Tests;
 
 /// <summary>
-/// Decodes the CRI request messages crictl put on the wire (shared/cri-vectors) with
+/// Decodes the CRI request messages crictl put on the wire (testdata/cri-vectors) with
 /// our api.proto and checks them against the expected canonical JSON and bytes.
 /// </summary>
 public sealed class WireVectorTests
@@ -84,30 +84,22 @@ public sealed class WireVectorTests
         ApiReflection.Descriptor.MessageTypes.FirstOrDefault(m => m.Name == name);
 }
 
-/// <summary>Finds <c>shared/cri-vectors</c>: the repo root holds Cri.sln, the shared folder is its sibling.</summary>
+/// <summary>Finds <c>testdata/cri-vectors</c> in the repository (the folder holding Cri.sln).</summary>
 internal static class VectorFolder
 {
-    private const string Relative = "shared/cri-vectors";
+    private const string Relative = "testdata/cri-vectors";
 
     public static string? TryLocate()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            var inside = Path.Combine(dir.FullName, Relative);
-            if (Directory.Exists(inside))
-                return inside;
-            if (File.Exists(Path.Combine(dir.FullName, "Cri.sln")) && dir.Parent is not null)
-            {
-                var sibling = Path.Combine(dir.Parent.FullName, Relative);
-                if (Directory.Exists(sibling))
-                    return sibling;
-            }
+            if (File.Exists(Path.Combine(dir.FullName, "Cri.sln")))
+                return Directory.Exists(Path.Combine(dir.FullName, Relative)) ? Path.Combine(dir.FullName, Relative) : null;
         }
         return null;
     }
 
     public static string Locate() =>
         TryLocate() ?? throw new DirectoryNotFoundException(
-            $"Could not find '{Relative}' walking up from {AppContext.BaseDirectory} " +
-            "(expected <repo root>/../shared/cri-vectors, where the repo root holds Cri.sln).");
+            $"Could not find '{Relative}' in the repository root (the folder holding Cri.sln) above {AppContext.BaseDirectory}.");
 }

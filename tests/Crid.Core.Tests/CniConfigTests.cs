@@ -3,6 +3,7 @@ using Crid.Core.Configuration;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
 using Microsoft.Extensions.Logging.Abstractions;
+using Google.Protobuf;
 using Runtime.V1;
 
 namespace Crid.Core.Tests;
@@ -11,8 +12,19 @@ namespace Crid.Core.Tests;
 public sealed class CniConfigTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("crid-cniconf-").FullName;
+    private readonly string _bin = Directory.CreateTempSubdirectory("crid-cnibin-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, true);
+    public CniConfigTests()
+    {
+        // The configs below name bridge only: a folder holding it stands for an install.
+        File.WriteAllText(Path.Combine(_bin, "bridge"), "");
+    }
+
+    public void Dispose()
+    {
+        Directory.Delete(_dir, true);
+        Directory.Delete(_bin, true);
+    }
 
     private const string Bridge = """{"type": "bridge", "bridge": "cni0", "ipam": {"type": "host-local", "subnet": "10.22.0.0/16"}}""";
 
@@ -56,7 +68,7 @@ public sealed class CniConfigTests : IDisposable
     [Fact]
     public void The_first_valid_file_by_name_wins_and_changes_are_seen()
     {
-        var dir = new CniConfigDir(_dir, NullLogger.Instance);
+        var dir = new CniConfigDir(_dir, [_bin], NullLogger.Instance);
         Assert.Null(dir.Current().Network);
         Assert.Contains($"no CNI network config in {_dir}", dir.Current().Problem);
 
@@ -132,41 +144,78 @@ public sealed class CniConfigTests : IDisposable
         Assert.Equal(["10.1.2.3", "fd00::3"], CniResult.Ips(JsonNode.Parse("""{"cniVersion": "0.2.0", "ip4": {"ip": "10.1.2.3/24"}, "ip6": {"ip": "fd00::3/64"}}""")!.AsObject(), "eth0"));
 
     [Fact]
-    public void A_record_without_network_still_reads_and_one_with_it_round_trips()
+    public void A_config_whose_plugins_are_not_all_installed_is_skipped_until_they_are()
     {
+        var dir = new CniConfigDir(_dir, [_bin], NullLogger.Instance);
+        File.WriteAllText(Path.Combine(_dir, "10-needs-portmap.conflist"),
+            $$$"""{"cniVersion": "1.0.0", "name": "with-portmap", "plugins": [{{{Bridge}}}, {"type": "portmap"}]}""");
+        File.WriteAllText(Path.Combine(_dir, "20-bridge-only.conflist"), Wrap("bridge-only"));
+        Assert.Equal("bridge-only", dir.Current().Network!.Name);
+
+        File.Delete(Path.Combine(_dir, "20-bridge-only.conflist"));
+        var state = dir.Current();
+        Assert.Null(state.Network);
+        Assert.Contains("plugin \"portmap\" is not installed in " + _bin, state.Problem);
+        Assert.Contains("10-needs-portmap.conflist", state.Problem);
+
+        // Installing the plugin changes its folder: seen at the next look, without touching the configs.
+        Thread.Sleep(10);
+        File.WriteAllText(Path.Combine(_bin, "portmap"), "");
+        Assert.Equal("with-portmap", dir.Current().Network!.Name);
+    }
+
+    [Fact]
+    public void A_record_and_its_status_round_trip_and_a_version_1_record_still_reads()
+    {
+        var config = new PodSandboxConfig { Metadata = new PodSandboxMetadata { Name = "p", Namespace = "ns", Uid = "uid" } };
+        var attachment = new NetworkAttachment
+        {
+            NetworkName = "pods", ConfigFile = "/etc/cni/net.d/10.conflist", ConfigJson = Wrap("pods"),
+            ResultJson = """{"cniVersion":"1.0.0"}""", Ips = ["10.22.0.5", "fd00::5"], Attached = false,
+        };
         var sandbox = new Sandbox
         {
             Id = new string('a', 64),
             Name = "k8s_p_ns_uid_0",
-            Config = new PodSandboxConfig { Metadata = new PodSandboxMetadata { Name = "p", Namespace = "ns", Uid = "uid" } },
+            Config = config,
             CreatedAt = 1,
             RuntimeHandler = "",
             Hostname = "h",
             Uuid = "u",
             Pins = new Dictionary<string, string> { ["net"] = "/run/netns/u" },
             Dir = _dir,
+            Status = SandboxRecord.NewStatus(_dir, new SandboxStatus { State = SandboxState.Ready, InfraPid = 42 }),
         };
-        var plain = SandboxRecord.Serialize(sandbox);
-        Assert.DoesNotContain("\"network\""u8.ToArray(), plain);
-        Assert.Null(SandboxRecord.Deserialize(plain, _dir).Network);
+        sandbox.Status.Save();
+        File.WriteAllBytes(Path.Combine(_dir, SandboxRecord.FileName), SandboxRecord.Serialize(sandbox));
+        Assert.DoesNotContain("\"network\""u8.ToArray(), File.ReadAllBytes(Path.Combine(_dir, SandboxRecord.StatusFileName)));
+        var back = SandboxRecord.Load(_dir);
+        Assert.Null(back.Network);
+        Assert.Equal(42, back.InfraPid);
+        Assert.Equal(SandboxState.Ready, back.State);
 
-        var attached = new Sandbox
-        {
-            Id = sandbox.Id, Name = sandbox.Name, Config = sandbox.Config, CreatedAt = 1, RuntimeHandler = "", Hostname = "h", Uuid = "u",
-            Pins = sandbox.Pins, Dir = _dir,
-            Network = new NetworkAttachment
-            {
-                NetworkName = "pods", ConfigFile = "/etc/cni/net.d/10.conflist", ConfigJson = Wrap("pods"),
-                ResultJson = """{"cniVersion":"1.0.0"}""", Ips = ["10.22.0.5", "fd00::5"], Attached = false,
-            },
-        };
-        var back = SandboxRecord.Deserialize(SandboxRecord.Serialize(attached), _dir).Network!;
-        Assert.Equal("pods", back.NetworkName);
-        Assert.Equal("/etc/cni/net.d/10.conflist", back.ConfigFile);
-        Assert.Equal(Wrap("pods"), back.ConfigJson);
-        Assert.Equal("""{"cniVersion":"1.0.0"}""", back.ResultJson);
-        Assert.Equal(["10.22.0.5", "fd00::5"], back.Ips);
-        Assert.False(back.Attached);
+        // A status change reaches the file: the next load sees it.
+        back.Status.Update(s => s with { State = SandboxState.NotReady, InfraPid = 0, Network = attachment });
+        var net = SandboxRecord.Load(_dir).Network!;
+        Assert.Equal("pods", net.NetworkName);
+        Assert.Equal("/etc/cni/net.d/10.conflist", net.ConfigFile);
+        Assert.Equal(Wrap("pods"), net.ConfigJson);
+        Assert.Equal("""{"cniVersion":"1.0.0"}""", net.ResultJson);
+        Assert.Equal(["10.22.0.5", "fd00::5"], net.Ips);
+        Assert.False(net.Attached);
+
+        // Version 1: one file, the status inside; read, then split in two.
+        File.Delete(Path.Combine(_dir, SandboxRecord.StatusFileName));
+        File.WriteAllText(Path.Combine(_dir, SandboxRecord.FileName), $$"""
+            {"version": 1, "id": "{{sandbox.Id}}", "name": "k8s_p_ns_uid_0", "created_at": 1, "state": "READY",
+             "runtime_handler": "", "hostname": "h", "uuid": "u", "infra_pid": 7, "pins": {"net": "/run/netns/u"},
+             "config": "{{Convert.ToBase64String(config.ToByteArray())}}"}
+            """);
+        var v1 = SandboxRecord.Load(_dir);
+        Assert.Equal(7, v1.InfraPid);
+        Assert.Equal(SandboxState.Ready, v1.State);
+        Assert.True(File.Exists(Path.Combine(_dir, SandboxRecord.StatusFileName)));
+        Assert.Equal(7, SandboxRecord.Load(_dir).InfraPid);
     }
 
     private static string Wrap(string name) => $$"""{"cniVersion": "1.0.0", "name": "{{name}}", "plugins": [{{Bridge}}]}""";

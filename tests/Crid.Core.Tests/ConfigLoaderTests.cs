@@ -120,6 +120,30 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal(["kata", "runsc"], o.RuntimeHandlers);
     }
 
+    [Theory]
+    [InlineData("runtime-handlers: kata\n", new[] { "kata" })]
+    [InlineData("runtime-handlers: kata,runsc\n", new[] { "kata", "runsc" })]
+    [InlineData("runtime-handlers: [kata]\n", new[] { "kata" })]
+    public void Runtime_handlers_take_one_string_like_cni_bin_dir(string yaml, string[] expected) =>
+        Assert.Equal(expected, ConfigLoader.Load(["--config", Write(yaml)], Missing).Options.RuntimeHandlers);
+
+    [Fact]
+    public void The_effective_config_is_shown_with_the_yaml_keys()
+    {
+        var o = ConfigLoader.Load(["--config", Write("runtime-handlers: kata\ncni-timeout: 5\n")], Missing).Options;
+        using var doc = System.Text.Json.JsonDocument.Parse(ConfigLoader.ToJson(o));
+        var root = doc.RootElement;
+        // Each shown key reads back as a key of the file: the same names, the same shapes.
+        var yaml = new System.Text.StringBuilder();
+        foreach (var p in root.EnumerateObject().Where(p => p.Name != "config"))
+            yaml.Append(p.Name).Append(": ").Append(p.Value.GetRawText()).Append('\n');
+        var back = ConfigLoader.Load(["--config", Write(yaml.ToString())], Missing).Options;
+        Assert.Equal(o with { ConfigFile = null }, back with { ConfigFile = null, RuntimeHandlers = o.RuntimeHandlers, CniBinDirs = o.CniBinDirs });
+        Assert.Equal(o.RuntimeHandlers, back.RuntimeHandlers);
+        Assert.Equal(o.CniBinDirs, back.CniBinDirs);
+        Assert.Equal(5, root.GetProperty("cni-timeout").GetDouble());
+    }
+
     [Fact]
     public void An_empty_file_means_defaults() =>
         Assert.Equal("/var/lib/crid", ConfigLoader.Load(["--config", Write("# nothing\n")], Missing).Options.StateDir);
@@ -128,7 +152,7 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("listen: /x\nfoo: bar\n", "crid.yaml:2: key \"foo\": unknown key")]
     [InlineData("\n\nstate-dir: var/lib\n", "crid.yaml:3: key \"state-dir\": \"var/lib\" is not an absolute path")]
     [InlineData("listen: {a: 1}\n", "crid.yaml:1: key \"listen\": expected a string, got a mapping")]
-    [InlineData("runtime-handlers: kata\n", "crid.yaml:1: key \"runtime-handlers\": expected a list of strings")]
+    [InlineData("runtime-handlers: {kata: 1}\n", "crid.yaml:1: key \"runtime-handlers\": expected a list of strings")]
     [InlineData("log-level: loud\n", "crid.yaml:1: key \"log-level\": \"loud\" is not a log level")]
     [InlineData("listen: /a\nlisten: /b\n", "crid.yaml:2: key \"listen\": given twice")]
     [InlineData("- just\n- a list\n", "crid.yaml:1: the file must be a mapping")]

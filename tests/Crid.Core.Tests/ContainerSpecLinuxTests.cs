@@ -336,7 +336,7 @@ public sealed class ContainerSpecLinuxTests : IDisposable
     {
         var sandbox = SandboxSpecCases.All().First().Sandbox;
         Assert.Equal(sandbox.Pins, PodSpecContext.From(sandbox).Pins);
-        sandbox.State = Sandboxes.SandboxState.NotReady;
+        sandbox.Status.Update(st => st with { State = Sandboxes.SandboxState.NotReady });
         Assert.Throws<FailedPreconditionException>(() => PodSpecContext.From(sandbox));
     }
 }

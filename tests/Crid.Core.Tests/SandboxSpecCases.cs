@@ -62,7 +62,7 @@ internal static class SandboxSpecCases
             Uuid = "9c1dc503",
             Pins = pins,
             Dir = "/var/lib/crid/sandboxes/0123abcd",
-            State = SandboxState.Ready,
+            Status = Crid.Core.Stores.StatusStorage<SandboxStatus>.InMemory(new SandboxStatus { State = SandboxState.Ready }),
         };
     }
 }

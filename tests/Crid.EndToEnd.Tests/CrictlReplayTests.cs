@@ -13,7 +13,7 @@ public sealed class CrictlReplayTests
     public static TheoryData<string, string> Cases()
     {
         var data = new TheoryData<string, string>();
-        foreach (var file in Directory.EnumerateFiles(Path.Combine(RepoPaths.Shared, "cri-vectors", "h2"), "*.c2s").Order())
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(RepoPaths.Vectors, "h2"), "*.c2s").Order())
         {
             foreach (var variant in new[] { "as-recorded", "empty-authority", "continuation", "padded" })
                 data.Add(Path.GetFileName(file), variant);
@@ -28,7 +28,7 @@ public sealed class CrictlReplayTests
     [MemberData(nameof(Cases))]
     public async Task Every_stream_is_answered(string name, string variant)
     {
-        var recorded = File.ReadAllBytes(Path.Combine(RepoPaths.Shared, "cri-vectors", "h2", name));
+        var recorded = File.ReadAllBytes(Path.Combine(RepoPaths.Vectors, "h2", name));
         var bytes = variant switch
         {
             "as-recorded" => recorded,

@@ -35,6 +35,11 @@ public sealed class DaemonTests
         Assert.Equal(d.StateDir, config.RootElement.GetProperty("state-dir").GetString());
         Assert.Equal(d.NamespacesDir, config.RootElement.GetProperty("namespaces-dir").GetString());
         Assert.Equal(d.Socket, config.RootElement.GetProperty("listen").GetString());
+        // Every key is a key of the YAML file, and nothing else but the file itself.
+        var keys = config.RootElement.EnumerateObject().Select(p => p.Name).ToList();
+        Assert.Equal(["config", "listen", "state-dir", "namespaces-dir", "log-level", "socket-group", "runtime-handlers", "cni-conf-dir", "cni-bin-dir", "cni-timeout"], keys);
+        Assert.Equal(JsonValueKind.Array, config.RootElement.GetProperty("runtime-handlers").ValueKind);
+        Assert.Equal(60, config.RootElement.GetProperty("cni-timeout").GetDouble());
 
         var quiet = await d.Runtime.StatusAsync(new StatusRequest());
         Assert.Empty(quiet.Info);
@@ -73,10 +78,100 @@ public sealed class DaemonTests
         Assert.Contains("no image store", pull.Status.Detail);
         var remove = await Assert.ThrowsAsync<RpcException>(() => d.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = "busybox" } }).ResponseAsync);
         Assert.Equal(StatusCode.Unimplemented, remove.StatusCode);
-        var create = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.CreateContainerAsync(new CreateContainerRequest()).ResponseAsync);
-        Assert.Equal(StatusCode.Unimplemented, create.StatusCode);
         // The daemon carries on.
         await d.Runtime.VersionAsync(new VersionRequest());
+    }
+
+    [Fact]
+    public async Task An_unimplemented_call_names_itself_and_what_crid_serves_and_is_logged_once_by_name()
+    {
+        await using var d = await DaemonProcess.StartAsync("--log-level", "info");
+        // A method no engineer's branch serves yet keeps this test independent of what lands next.
+        for (var i = 0; i < 3; i++)
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest()).ResponseAsync);
+            Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
+            Assert.Contains("does not implement runtime.v1.RuntimeService/CheckpointContainer", e.Status.Detail);
+            Assert.Contains("RuntimeService: ", e.Status.Detail);
+            Assert.Contains("RunPodSandbox", e.Status.Detail);
+            Assert.DoesNotContain("CheckpointContainer,", e.Status.Detail);
+        }
+        await d.StopAsync();
+        var lines = d.Stderr.Split('\n').Where(l => l.Contains("CheckpointContainer", StringComparison.Ordinal)).ToList();
+        Assert.Single(lines);
+        Assert.Contains("/runtime.v1.RuntimeService/CheckpointContainer Unimplemented", lines[0]);
+        Assert.DoesNotContain("with detail", d.Stderr);
+    }
+
+    [Fact]
+    public async Task An_expected_failure_is_one_line_naming_the_method_without_a_stack_trace()
+    {
+        await using var d = await DaemonProcess.StartAsync("--log-level", "info");
+        var bad = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = new PodSandboxConfig() }).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
+        var missing = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = "abc" }).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+        await d.StopAsync();
+        var log = d.Stderr;
+        Assert.Single(log.Split('\n'), l => l.Contains("/runtime.v1.RuntimeService/RunPodSandbox InvalidArgument: config.metadata", StringComparison.Ordinal));
+        Assert.Single(log.Split('\n'), l => l.Contains("/runtime.v1.RuntimeService/PodSandboxStatus NotFound", StringComparison.Ordinal));
+        Assert.DoesNotContain("   at ", log);
+        Assert.DoesNotContain("Exception", log);
+    }
+
+    [Fact]
+    public async Task At_debug_each_call_is_one_line()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        await d.Runtime.VersionAsync(new VersionRequest());
+        await Assert.ThrowsAsync<RpcException>(() => d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = "abc" }).ResponseAsync);
+        await d.StopAsync();
+        // The harness's own readiness probe is the first Version call.
+        Assert.Equal(2, d.Stderr.Split('\n').Count(l => l.Contains("RuntimeService/Version OK", StringComparison.Ordinal)));
+        Assert.Single(d.Stderr.Split('\n'), l => l.Contains("RuntimeService/PodSandboxStatus", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_last_line_at_SIGTERM_is_always_written()
+    {
+        for (var i = 0; i < 3; i++)
+        {
+            await using var d = await DaemonProcess.StartAsync("--log-level", "info");
+            Assert.Equal(0, await d.StopAsync());
+            // Stderr is read asynchronously; the process has exited, so what it wrote arrives shortly.
+            var deadline = Stopwatch.StartNew();
+            while (!d.Stderr.Contains("crid stopped") && deadline.Elapsed < TimeSpan.FromSeconds(5))
+                await Task.Delay(20);
+            Assert.EndsWith("crid stopped", d.Stderr.TrimEnd());
+        }
+    }
+
+    [Fact]
+    public async Task Version_flag_prints_the_version()
+    {
+        var (code, output) = await RunDaemonAsync("--version");
+        Assert.Equal(0, code);
+        Assert.StartsWith("crid 0.1.0", output.Trim());
+    }
+
+    [Fact]
+    public async Task A_start_refused_for_its_socket_group_leaves_nothing_behind()
+    {
+        var dir = Directory.CreateTempSubdirectory("crid-e2e-refused-").FullName;
+        try
+        {
+            var config = Path.Combine(dir, "empty.yaml");
+            await File.WriteAllTextAsync(config, "");
+            var (code, output) = await RunDaemonAsync("--config", config, "--listen", Path.Combine(dir, "run", "s.sock"),
+                "--state-dir", Path.Combine(dir, "state", "deep"), "--namespaces-dir", Path.Combine(dir, "ns"), "--socket-group", "no-such-group-crid");
+            Assert.Equal(1, code);
+            Assert.Contains("socket-group \"no-such-group-crid\" is not a group of this host", output);
+            Assert.Equal(["empty.yaml"], Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
     }
 
     [Fact]

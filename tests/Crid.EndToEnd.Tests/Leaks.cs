@@ -47,7 +47,12 @@ internal static class Leaks
     }
 
     /// <summary>Processes that live in any of the given namespaces: "pid (comm)" each.</summary>
-    public static List<string> ProcessesIn(IReadOnlySet<string> namespaces)
+    /// <param name="onlyExe">
+    /// count only processes running this executable. A namespace's inode number is reused once it is
+    /// freed (lowest first), so namespaces a test saw minutes ago may now be another program's on a
+    /// shared machine; crid's own leftovers (infra processes, helper clones) all run the daemon's binary.
+    /// </param>
+    public static List<string> ProcessesIn(IReadOnlySet<string> namespaces, string? onlyExe = null)
     {
         var found = new List<string>();
         if (namespaces.Count == 0)
@@ -64,6 +69,14 @@ internal static class Leaks
                 catch (UnauthorizedAccessException) { continue; }
                 if (target is not null && namespaces.Contains(target))
                 {
+                    if (onlyExe is not null)
+                    {
+                        string? exe;
+                        try { exe = new FileInfo(Path.Combine(proc, "exe")).LinkTarget; }
+                        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { exe = null; }
+                        if (exe != onlyExe)
+                            break;
+                    }
                     string comm;
                     try { comm = File.ReadAllText(Path.Combine(proc, "comm")).Trim(); }
                     catch (IOException) { comm = "?"; }
@@ -150,7 +163,7 @@ internal static class Leaks
         {
             var record = Path.Combine(sandboxesDir, folder!, SandboxRecord.FileName);
             Assert.True(File.Exists(record), $"{folder} has no record");
-            SandboxRecord.Deserialize(File.ReadAllBytes(record), Path.GetDirectoryName(record)!);
+            SandboxRecord.Load(Path.GetDirectoryName(record)!);
         }
         var mounts = Cleanup.NsfsMountsUnder(d.NamespacesDir).ToHashSet();
         var owned = new HashSet<string>(StringComparer.Ordinal);

@@ -13,7 +13,7 @@ public sealed class RecoveryTests
         var ids = new List<string>();
         foreach (var file in new[] { "pod_default.json", "pod_userns.json", "pod_hostns.json" })
         {
-            var config = SandboxConfigFile.Load(Path.Combine(RepoPaths.Shared, "cri-vectors", "configs", file));
+            var config = SandboxConfigFile.Load(Path.Combine(RepoPaths.Vectors, "configs", file));
             ids.Add((await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId);
         }
         ids.Add((await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("shared-pid") })).PodSandboxId);
@@ -110,16 +110,20 @@ public sealed class RecoveryTests
     }
 
     [Fact]
-    public async Task Unknown_pins_and_folders_without_a_record_are_removed_at_start_but_foreign_pins_are_kept()
+    public async Task Pins_crid_recorded_and_folders_without_a_record_are_removed_at_start_but_pins_of_others_are_kept()
     {
         await using var d = await DaemonProcess.StartAsync();
         var keep = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("keep") })).PodSandboxId;
-        await d.StopAsync();
+        await d.KillAsync();
 
-        // A pin a crashed Run left behind (uuid-named), and one `ip netns add` would make (any name).
-        var orphan = Path.Combine(d.NamespacesDir, "netns", Guid.NewGuid().ToString());
+        // A pin a crashed Run left behind (its uuid recorded before it was pinned), one of another
+        // runtime with a uuid name just like ours (cri-o's pinns), and one `ip netns add` would make.
+        var orphanUuid = Guid.NewGuid().ToString();
+        var orphan = Path.Combine(d.NamespacesDir, "netns", orphanUuid);
+        File.WriteAllText(Path.Combine(d.StateDir, "pins", orphanUuid), new string('c', 64));
+        var othersUuid = Path.Combine(d.NamespacesDir, "netns", Guid.NewGuid().ToString());
         var foreign = Path.Combine(d.NamespacesDir, "netns", "someone-elses");
-        foreach (var pin in new[] { orphan, foreign })
+        foreach (var pin in new[] { orphan, othersUuid, foreign })
         {
             File.WriteAllText(pin, "");
             Run("mount", "--bind", "/proc/self/ns/net", pin);
@@ -130,16 +134,71 @@ public sealed class RecoveryTests
         {
             await d.RestartAsync();
             Assert.False(File.Exists(orphan));
+            Assert.False(File.Exists(Path.Combine(d.StateDir, "pins", orphanUuid)));
             Assert.False(Directory.Exists(halfMade));
             Assert.Contains(foreign, Cleanup.NsfsMountsUnder(d.NamespacesDir));
-            Assert.Contains("no sandbox record knows it", d.Stderr);
+            Assert.Contains(othersUuid, Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            Assert.Contains("crid made it for a sandbox that no longer exists", d.Stderr);
+            Assert.Contains("left 1 uuid-named pin(s)", d.Stderr);
             Assert.Equal(PodSandboxState.SandboxReady, (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = keep })).Status.State);
             await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = keep });
+            Assert.Empty(Directory.EnumerateFiles(Path.Combine(d.StateDir, "pins")));
+
+            // Stop, crash, start: still untouched.
+            await d.KillAsync();
+            await d.RestartAsync();
+            Assert.Contains(othersUuid, Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            await d.StopAsync();
+            Assert.Contains(othersUuid, Cleanup.NsfsMountsUnder(d.NamespacesDir));
         }
         finally
         {
-            Run("umount", foreign);
-            File.Delete(foreign);
+            foreach (var pin in new[] { foreign, othersUuid })
+            {
+                Run("umount", pin);
+                File.Delete(pin);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_second_daemon_on_the_same_namespaces_dir_is_refused_and_the_first_ones_pods_are_untouched()
+    {
+        await using var first = await DaemonProcess.StartAsync();
+        var id = (await first.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("first", NamespaceMode.Pod) })).PodSandboxId;
+        var infra = InfraPid(await first.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true }));
+        var pins = Cleanup.NsfsMountsUnder(first.NamespacesDir);
+        Assert.NotEmpty(pins);
+
+        // Its own socket and state dir, the first one's namespaces dir.
+        var other = Directory.CreateTempSubdirectory("crid-e2e-second-").FullName;
+        try
+        {
+            var config = Path.Combine(other, "empty.yaml");
+            File.WriteAllText(config, "");
+            var socketDir = Path.Combine(other, "run");
+            var stateDir = Path.Combine(other, "state");
+            var said = new System.Text.StringBuilder();
+            using var second = DaemonProcess.Launch(["--listen", Path.Combine(socketDir, "crid.sock"), "--state-dir", stateDir,
+                "--namespaces-dir", first.NamespacesDir, "--config", config, "--cni-conf-dir", Path.Combine(other, "net.d")], said);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            await second.WaitForExitAsync(cts.Token);
+            Assert.Equal(1, second.ExitCode);
+            await Task.Delay(100);
+            lock (said)
+                Assert.Contains($"another crid daemon is using the namespaces dir {first.NamespacesDir}", said.ToString());
+            // A refused start leaves nothing: not even the folders it would have made.
+            Assert.False(Directory.Exists(stateDir));
+            Assert.False(Directory.Exists(socketDir));
+
+            Assert.Equal(pins, Cleanup.NsfsMountsUnder(first.NamespacesDir));
+            Assert.True(Directory.Exists($"/proc/{infra}"));
+            Assert.Equal(PodSandboxState.SandboxReady, (await first.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status.State);
+            await first.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        }
+        finally
+        {
+            Directory.Delete(other, recursive: true);
         }
     }
 

@@ -1,6 +1,6 @@
 namespace Crid.EndToEnd.Tests;
 
-/// <summary>Where the repository, the built daemon and the shared ground truth are.</summary>
+/// <summary>Where the repository, the built daemon and the test data are: everything inside the clone.</summary>
 internal static class RepoPaths
 {
     public static string Root { get; } = FindRoot();
@@ -17,16 +17,8 @@ internal static class RepoPaths
         }
     }
 
-    public static string Shared
-    {
-        get
-        {
-            var path = Path.GetFullPath(Path.Combine(Root, "..", "shared"));
-            if (!Directory.Exists(Path.Combine(path, "cri-vectors")))
-                throw new InvalidOperationException($"{path}/cri-vectors is missing: the shared ground truth must sit beside the repository");
-            return path;
-        }
-    }
+    /// <summary>testdata/cri-vectors: requests and connections recorded from crictl v1.26.1 (see its README).</summary>
+    public static string Vectors => Path.Combine(TestData, "cri-vectors");
 
     public static string TestData => Path.Combine(Root, "testdata");
 

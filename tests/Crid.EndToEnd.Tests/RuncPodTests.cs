@@ -329,7 +329,7 @@ public sealed class RuncPodTests : IAsyncLifetime
     {
         var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
         var dir = Path.Combine(d.StateDir, "sandboxes", id);
-        return (id, SandboxRecord.Deserialize(File.ReadAllBytes(Path.Combine(dir, SandboxRecord.FileName)), dir));
+        return (id, SandboxRecord.Load(dir));
     }
 
     /// <summary>Deletes the containers, stops and removes the pod, and checks that nothing of any of it remains.</summary>

@@ -329,7 +329,7 @@ public sealed class RuncSpecTests : IAsyncLifetime
         config.Linux.SecurityContext.Privileged = privileged;
         var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
         var dir = Path.Combine(d.StateDir, "sandboxes", id);
-        return new Pod(d, id, SandboxRecord.Deserialize(File.ReadAllBytes(Path.Combine(dir, SandboxRecord.FileName)), dir), this);
+        return new Pod(d, id, SandboxRecord.Load(dir), this);
     }
 
     private async Task<string> RunAsync(Pod pod, string name, string script, Action<ContainerConfig>? edit = null, long? pids = null, ContainerImage? image = null)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Crid.Core.Sandboxes;
 using Grpc.Core;
@@ -11,7 +12,7 @@ public sealed class SandboxTests
     public static TheoryData<string> Configs()
     {
         var data = new TheoryData<string>();
-        foreach (var f in Directory.EnumerateFiles(Path.Combine(RepoPaths.Shared, "cri-vectors", "configs")).Order())
+        foreach (var f in Directory.EnumerateFiles(Path.Combine(RepoPaths.Vectors, "configs")).Order())
             data.Add(f);
         foreach (var f in Directory.EnumerateFiles(Path.Combine(RepoPaths.TestData, "sandboxes")).Order())
             data.Add(f);
@@ -19,7 +20,7 @@ public sealed class SandboxTests
     }
 
     [Fact]
-    public void There_are_configs_to_run() => Assert.True(Configs().Count >= 8, "expected the shared and the project's sandbox configs");
+    public void There_are_configs_to_run() => Assert.True(Configs().Count >= 8, "expected the recorded and the project's sandbox configs");
 
     [Theory]
     [MemberData(nameof(Configs))]
@@ -91,7 +92,7 @@ public sealed class SandboxTests
     public async Task The_spec_carries_the_pod_settings()
     {
         await using var d = await DaemonProcess.StartAsync();
-        var config = SandboxConfigFile.Load(Path.Combine(RepoPaths.Shared, "cri-vectors", "configs", "pod_default.json"));
+        var config = SandboxConfigFile.Load(Path.Combine(RepoPaths.Vectors, "configs", "pod_default.json"));
         var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
         var dir = Path.Combine(d.StateDir, "sandboxes", id);
         using var spec = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config.json")));
@@ -233,6 +234,46 @@ public sealed class SandboxTests
         Assert.True(IsGoneOrZombie(pid));
         await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
         Assert.False(Directory.Exists($"/proc/{pid}"), "the infra process was not reaped");
+    }
+
+    [Fact]
+    public async Task A_pod_whose_infra_process_dies_is_NOTREADY_at_once_and_the_process_is_reaped()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Minimal("dies") })).PodSandboxId;
+        var other = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Minimal("lives") })).PodSandboxId;
+        var pid = RecoveryTests.InfraPid(await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true }));
+        Signals.Send(pid, Signals.SIGKILL);
+        // No restart, no poll of the daemon's own: the exit watch sees it.
+        var watch = Stopwatch.StartNew();
+        while ((await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status.State == PodSandboxState.SandboxReady)
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), "still READY 2 s after its infra process died");
+            await Task.Delay(5);
+        }
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"NOTREADY only after {watch.Elapsed}");
+        Assert.Contains($"the infra process {pid} of sandbox {id} exited", d.Stderr);
+        // Reaped by the daemon, not left a zombie until Stop.
+        for (var i = 0; i < 100 && Directory.Exists($"/proc/{pid}"); i++)
+            await Task.Delay(10);
+        Assert.False(Directory.Exists($"/proc/{pid}"), "the dead infra process was not reaped");
+        Assert.Equal(PodSandboxState.SandboxReady, (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = other })).Status.State);
+        // The state is persisted: a restart agrees.
+        await d.StopAsync();
+        await d.RestartAsync();
+        Assert.Equal(PodSandboxState.SandboxNotready, (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status.State);
+        // A pod recovered after a restart is watched too (its infra process is no longer the daemon's child).
+        var otherPid = RecoveryTests.InfraPid(await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = other, Verbose = true }));
+        Signals.Send(otherPid, Signals.SIGKILL);
+        watch.Restart();
+        while ((await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = other })).Status.State == PodSandboxState.SandboxReady)
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), "a recovered pod stayed READY after its infra process died");
+            await Task.Delay(5);
+        }
+        await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = other });
+        Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));
     }
 
     internal static bool IsGoneOrZombie(int pid)

@@ -38,6 +38,40 @@ public static class ConfigLoader
         return new LoadResult(options, null);
     }
 
+    /// <summary>
+    /// The effective configuration as JSON, keyed exactly as the YAML file and the flags are (what
+    /// `crictl info` shows), plus "config" for the file that was read.
+    /// </summary>
+    public static string ToJson(CridOptions options)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(512);
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("config", options.ConfigFile);
+            foreach (var key in OptionKeys.All)
+            {
+                switch (key.Kind)
+                {
+                    case OptionKind.StringList or OptionKind.PathList:
+                        w.WriteStartArray(key.Name);
+                        foreach (var item in key.Show(options).Split(',', StringSplitOptions.RemoveEmptyEntries))
+                            w.WriteStringValue(item);
+                        w.WriteEndArray();
+                        break;
+                    case OptionKind.PositiveNumber:
+                        w.WriteNumber(key.Name, double.Parse(key.Show(options), System.Globalization.CultureInfo.InvariantCulture));
+                        break;
+                    default:
+                        w.WriteString(key.Name, key.Show(options));
+                        break;
+                }
+            }
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
     public static string HelpText()
     {
         var defaults = new CridOptions();
@@ -53,6 +87,7 @@ public static class ConfigLoader
             var shown = key.Show(defaults);
             text.AppendLine($"  --{key.Name + " " + Placeholder(key.Kind),-25} {key.Help} (default \"{shown}\")");
         }
+        text.AppendLine($"  --version{"",-18} print the version and exit");
         text.AppendLine($"  --help{"",-21} print this text");
         return text.ToString();
     }
@@ -145,9 +180,9 @@ public static class ConfigLoader
             if (!seen.Add(name))
                 throw new ConfigException($"{file}:{line}: key \"{name}\": given twice");
             object raw;
-            if (key.Kind == OptionKind.PathList && valueNode is YamlScalarNode one)
+            if (key.Kind is OptionKind.PathList or OptionKind.StringList && valueNode is YamlScalarNode one)
             {
-                // A single folder may be written as a plain string, as on the command line.
+                // A list may be written as one string, comma-separated, as on the command line.
                 raw = one.Value ?? "";
             }
             else if (key.Kind is OptionKind.StringList or OptionKind.PathList)

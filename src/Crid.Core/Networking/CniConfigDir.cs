@@ -11,8 +11,11 @@ internal sealed record CniConfigState(CniNetwork? Network, string Problem);
 /// .conflist or .json that is a valid config. A network installed after the daemon started (the usual
 /// order on a new node: the CNI DaemonSet writes its file later) must be seen without a restart, so
 /// every look first compares a cheap fingerprint (names, sizes, mtimes) and re-reads only on change.
+/// A config whose plugins are not all installed is skipped like a broken file (every RunPodSandbox
+/// would fail on it); the plugin folders' mtimes are part of the fingerprint, so installing the
+/// missing plugin later is seen at the next look.
 /// </summary>
-internal sealed class CniConfigDir(string dir, ILogger log)
+internal sealed class CniConfigDir(string dir, IReadOnlyList<string> binDirs, ILogger log)
 {
     private static readonly string[] Extensions = [".conf", ".conflist", ".json"];
     private readonly Lock _lock = new();
@@ -66,6 +69,8 @@ internal sealed class CniConfigDir(string dir, ILogger log)
         files.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
         foreach (var f in files)
             text.Append(f.Name).Append('\0').Append(f.Length).Append('\0').Append(f.LastWriteTimeUtc.Ticks).Append('\n');
+        foreach (var bin in binDirs)
+            text.Append(bin).Append('\0').Append(Directory.Exists(bin) ? Directory.GetLastWriteTimeUtc(bin).Ticks : 0).Append('\n');
         fingerprint = text.ToString();
         return files;
     }
@@ -77,24 +82,30 @@ internal sealed class CniConfigDir(string dir, ILogger log)
             NetworkLog.ConfigDirMissing(log, dir);
             return new CniConfigState(null, $"no CNI network config: {dir} does not exist");
         }
-        var skipped = 0;
+        var skipped = new List<string>();
         foreach (var f in files)
         {
             try
             {
                 var network = CniNetwork.Parse(f.FullName, File.ReadAllText(f.FullName));
+                foreach (var plugin in network.Plugins)
+                {
+                    var type = CniNetwork.TypeOf(plugin);
+                    if (!binDirs.Any(bin => File.Exists(Path.Combine(bin, type))))
+                        throw new FormatException($"plugin \"{type}\" is not installed in {string.Join(":", binDirs)}");
+                }
                 NetworkLog.ConfigLoaded(log, network.Name, f.FullName, network.Plugins.Count);
                 return new CniConfigState(network, "");
             }
             catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
             {
                 NetworkLog.ConfigSkipped(log, f.FullName, e.Message);
-                skipped++;
+                skipped.Add($"{f.Name}: {e.Message}");
             }
         }
         NetworkLog.NoConfig(log, dir);
-        return new CniConfigState(null, skipped == 0
+        return new CniConfigState(null, skipped.Count == 0
             ? $"no CNI network config in {dir}"
-            : $"no valid CNI network config in {dir} ({skipped} invalid file(s) skipped; the daemon's log names them)");
+            : $"no valid CNI network config in {dir} ({skipped.Count} invalid file(s) skipped: {string.Join("; ", skipped.Take(3))}{(skipped.Count > 3 ? "; ..." : "")})");
     }
 }

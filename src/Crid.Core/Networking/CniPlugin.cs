@@ -29,9 +29,16 @@ internal static class CniPlugin
         throw new CniPluginException($"plugin \"{type}\" not found in {string.Join(":", binDirs)}");
     }
 
-    /// <summary>Runs the plugin; returns its stdout (a result for ADD, usually empty for DEL).</summary>
+    /// <summary>
+    /// Runs the plugin; returns its stdout (a result for ADD, usually empty for DEL). Nothing here
+    /// blocks a thread: the config is written, the output read and the exit awaited asynchronously,
+    /// so many calls at once on a small machine cannot starve the thread pool that reads the
+    /// plugins' output (which once made a finished plugin look as if it had printed nothing).
+    /// </summary>
+    /// <param name="cancel">the caller's token: the plugin is killed when it fires, as at the timeout.</param>
     /// <exception cref="CniPluginException">not found, a CNI error, a non-zero exit, or past the timeout.</exception>
-    public static JsonObject? Invoke(IReadOnlyList<string> binDirs, JsonObject plugin, Call call, TimeSpan timeout, ILogger log)
+    /// <exception cref="OperationCanceledException"><paramref name="cancel"/> fired; the plugin was killed.</exception>
+    public static async Task<JsonObject?> InvokeAsync(IReadOnlyList<string> binDirs, JsonObject plugin, Call call, TimeSpan timeout, ILogger log, CancellationToken cancel)
     {
         var type = CniNetwork.TypeOf(plugin);
         var info = new ProcessStartInfo(Find(binDirs, type))
@@ -61,11 +68,13 @@ internal static class CniPlugin
             throw new CniPluginException($"plugin \"{type}\" could not be started: {e.Message}");
         }
         using var process = child ?? throw new CniPluginException($"plugin \"{type}\" could not be started");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
+        using var stopReading = new CancellationTokenSource();
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        var reading = Task.WhenAll(Drain(process.StandardOutput, stdout, stopReading.Token), Drain(process.StandardError, stderr, stopReading.Token));
         try
         {
-            process.StandardInput.Write(plugin.ToJsonString());
+            await process.StandardInput.WriteAsync(plugin.ToJsonString().AsMemory(), cancel).ConfigureAwait(false);
             process.StandardInput.Close();
         }
         catch (IOException)
@@ -73,20 +82,42 @@ internal static class CniPlugin
             // The plugin exited without reading its config; its exit status and output tell why.
         }
 
-        if (!process.WaitForExit(timeout))
+        using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel))
         {
-            // Its children go too: a shell-script plugin's sleeping child would otherwise keep the
-            // pipes open and outlive the call.
-            try { process.Kill(entireProcessTree: true); }
-            catch (InvalidOperationException) { }
-            process.WaitForExit(TimeSpan.FromSeconds(5));
-            NetworkLog.PluginKilled(log, type, call.Command, timeout.TotalSeconds);
-            throw new CniPluginException($"plugin \"{type}\" did not finish {call.Command} within {timeout.TotalSeconds:0.###} s and was killed");
+            deadline.CancelAfter(timeout);
+            try
+            {
+                await process.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Its children go too: a shell-script plugin's sleeping child would otherwise keep the
+                // pipes open and outlive the call.
+                try { process.Kill(entireProcessTree: true); }
+                catch (InvalidOperationException) { }
+                using (var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+                {
+                    try { await process.WaitForExitAsync(grace.Token).ConfigureAwait(false); }
+                    catch (OperationCanceledException) { }
+                }
+                await stopReading.CancelAsync().ConfigureAwait(false);
+                cancel.ThrowIfCancellationRequested();
+                NetworkLog.PluginKilled(log, type, call.Command, timeout.TotalSeconds);
+                throw new CniPluginException($"plugin \"{type}\" did not finish {call.Command} within {timeout.TotalSeconds:0.###} s and was killed");
+            }
         }
-        // A grandchild the plugin left running may hold the pipes: never wait on them without bound.
-        Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(5));
-        var output = stdout.IsCompletedSuccessfully ? stdout.Result : "";
-        var errors = stderr.IsCompletedSuccessfully ? stderr.Result.Trim() : "";
+
+        // The output is complete at EOF. A grandchild the plugin left running may hold the pipes
+        // open for ever: then what the plugin printed before it exited is taken as it is, never dropped.
+        if (await Task.WhenAny(reading, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false) != reading)
+            await stopReading.CancelAsync().ConfigureAwait(false);
+        try { await reading.ConfigureAwait(false); }
+        catch (OperationCanceledException) { }
+        string output, errors;
+        lock (stdout)
+            output = stdout.ToString();
+        lock (stderr)
+            errors = stderr.ToString().Trim();
         NetworkLog.PluginRan(log, call.Command, type, call.ContainerId, process.ExitCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
 
         JsonObject? json = null;
@@ -101,6 +132,27 @@ internal static class CniPlugin
         if (process.ExitCode != 0 || json?["code"] is JsonValue)
             throw new CniPluginException(ErrorText(type, call.Command, process.ExitCode, json, output, errors));
         return json;
+    }
+
+    /// <summary>Reads a pipe to its end (or until stopped) into <paramref name="into"/>, chunk by chunk.</summary>
+    private static async Task Drain(StreamReader reader, StringBuilder into, CancellationToken stop)
+    {
+        var buffer = new char[4096];
+        try
+        {
+            int n;
+            while ((n = await reader.ReadAsync(buffer.AsMemory(), stop).ConfigureAwait(false)) > 0)
+            {
+                lock (into)
+                    into.Append(buffer, 0, n);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (IOException)
+        {
+        }
     }
 
     private static string ErrorText(string type, string command, int exit, JsonObject? error, string output, string stderr)

@@ -3,9 +3,9 @@ namespace Crid.Core.Networking;
 /// <summary>
 /// A sandbox's place on the pod network: the network list its ADD ran with (DEL must run the same
 /// plugins, whatever the folder holds by then), the final result (DEL's prevResult, the pod's IPs),
-/// and whether DEL is still owed. Persisted in the sandbox record.
+/// and whether DEL is still owed. Immutable: part of the sandbox's status; persisted with it.
 /// </summary>
-public sealed class NetworkAttachment
+public sealed record NetworkAttachment
 {
     public required string NetworkName { get; init; }
 
@@ -22,5 +22,5 @@ public sealed class NetworkAttachment
     public required IReadOnlyList<string> Ips { get; init; }
 
     /// <summary>True until a DEL succeeded: a failed DEL in Stop is retried by Remove and by recovery.</summary>
-    public bool Attached { get; set; } = true;
+    public bool Attached { get; init; } = true;
 }

@@ -22,11 +22,11 @@ internal static partial class NetworkLog
     [LoggerMessage(EventId = 305, Level = LogLevel.Information, Message = "sandbox {Id} detached from {Network}")]
     public static partial void Detached(ILogger logger, string id, string network);
 
-    [LoggerMessage(EventId = 306, Level = LogLevel.Warning, Message = "CNI DEL of sandbox {Id} on {Network} failed; RemovePodSandbox will retry")]
-    public static partial void DetachFailed(ILogger logger, Exception exception, string id, string network);
+    [LoggerMessage(EventId = 306, Level = LogLevel.Warning, Message = "CNI DEL of sandbox {Id} on {Network} failed; RemovePodSandbox will retry: {Reason}")]
+    public static partial void DetachFailed(ILogger logger, string id, string network, string reason);
 
-    [LoggerMessage(EventId = 310, Level = LogLevel.Error, Message = "CNI DEL after the failed ADD of sandbox {Id} on {Network} failed too; what the plugins set up may be left behind")]
-    public static partial void RollbackDelFailed(ILogger logger, Exception exception, string id, string network);
+    [LoggerMessage(EventId = 310, Level = LogLevel.Error, Message = "CNI DEL after the failed ADD of sandbox {Id} on {Network} failed too; what the plugins set up may be left behind: {Reason}")]
+    public static partial void RollbackDelFailed(ILogger logger, string id, string network, string reason);
 
     [LoggerMessage(EventId = 307, Level = LogLevel.Warning, Message = "CNI plugin {Plugin} ({Command}) ran past {Seconds} s and was killed")]
     public static partial void PluginKilled(ILogger logger, string plugin, string command, double seconds);

@@ -29,7 +29,7 @@ public sealed class PodNetwork
     {
         _options = options;
         _log = log;
-        _configDir = new CniConfigDir(options.CniConfDir, log);
+        _configDir = new CniConfigDir(options.CniConfDir, options.CniBinDirs, log);
     }
 
     private TimeSpan Timeout => TimeSpan.FromSeconds(_options.CniTimeoutSeconds);
@@ -75,7 +75,7 @@ public sealed class PodNetwork
     /// <paramref name="netns"/>. On failure everything the plugins did is undone by a best-effort DEL,
     /// and the plugin's own message is thrown.
     /// </summary>
-    internal NetworkAttachment Attach(string id, PodSandboxConfig config, string netns, CniNetwork network)
+    internal async Task<NetworkAttachment> AttachAsync(string id, PodSandboxConfig config, string netns, CniNetwork network, CancellationToken cancel)
     {
         var call = new CniPlugin.Call("ADD", id, netns, InterfaceName, CniArgs(id, config));
         JsonObject? result = null;
@@ -84,15 +84,18 @@ public sealed class PodNetwork
             foreach (var plugin in network.Plugins)
             {
                 var conf = PluginConfig(network, plugin, config, result);
-                result = CniPlugin.Invoke(_options.CniBinDirs, conf, call, Timeout, _log)
+                result = await CniPlugin.InvokeAsync(_options.CniBinDirs, conf, call, Timeout, _log, cancel).ConfigureAwait(false)
                     ?? throw new CniPluginException($"plugin \"{CniNetwork.TypeOf(plugin)}\" ADD printed no result");
             }
         }
-        catch (CniPluginException e)
+        catch (Exception e) when (e is CniPluginException or OperationCanceledException)
         {
             // CNI spec, "ADD": a runtime that gets an error should DEL to let the plugins clean up.
-            try { Del(id, config, netns, network, result, everyPlugin: true); }
-            catch (CniPluginException del) { NetworkLog.RollbackDelFailed(_log, del, id, network.Name); }
+            // The undo runs to its end whatever the caller does: it is what leaves nothing behind.
+            try { await DelAsync(id, config, netns, network, result, everyPlugin: true, CancellationToken.None).ConfigureAwait(false); }
+            catch (CniPluginException del) { NetworkLog.RollbackDelFailed(_log, id, network.Name, del.Message); }
+            if (e is OperationCanceledException)
+                throw;
             throw new RuntimeFailureException($"CNI ADD on network \"{network.Name}\" failed: {e.Message}", e);
         }
         var ips = CniResult.Ips(result, InterfaceName);
@@ -108,26 +111,26 @@ public sealed class PodNetwork
     }
 
     /// <summary>
-    /// CNI DEL with the network and result ADD left behind; on success the attachment is marked
-    /// detached. The caller persists the flag.
+    /// CNI DEL with the network and result ADD left behind; returns the attachment marked detached,
+    /// which the caller puts in the sandbox's status.
     /// </summary>
     /// <param name="rollback">a failed Run's undo: no retry will follow, so every plugin gets its DEL.</param>
     /// <exception cref="RuntimeFailureException">a plugin failed; the attachment stays attached.</exception>
-    internal void Detach(string id, PodSandboxConfig config, string netns, NetworkAttachment attachment, bool rollback = false)
+    internal async Task<NetworkAttachment> DetachAsync(string id, PodSandboxConfig config, string netns, NetworkAttachment attachment, CancellationToken cancel, bool rollback = false)
     {
         if (!attachment.Attached)
-            return;
+            return attachment;
         var result = attachment.ResultJson.Length > 0 ? JsonNode.Parse(attachment.ResultJson) as JsonObject : null;
         try
         {
-            Del(id, config, netns, CniNetwork.FromJson(attachment.ConfigJson), result, everyPlugin: rollback);
+            await DelAsync(id, config, netns, CniNetwork.FromJson(attachment.ConfigJson), result, everyPlugin: rollback, cancel).ConfigureAwait(false);
         }
         catch (Exception e) when (e is CniPluginException or FormatException)
         {
             throw new RuntimeFailureException($"CNI DEL on network \"{attachment.NetworkName}\" failed: {e.Message}", e);
         }
-        attachment.Attached = false;
         NetworkLog.Detached(_log, id, attachment.NetworkName);
+        return attachment with { Attached = false };
     }
 
     /// <summary>
@@ -139,7 +142,7 @@ public sealed class PodNetwork
     /// <paramref name="everyPlugin"/> each one gets its DEL even after one failed (a missing or broken
     /// plugin must not keep bridge from giving the address back), and the first failure is thrown after.
     /// </summary>
-    private void Del(string id, PodSandboxConfig config, string netns, CniNetwork network, JsonObject? result, bool everyPlugin = false)
+    private async Task DelAsync(string id, PodSandboxConfig config, string netns, CniNetwork network, JsonObject? result, bool everyPlugin, CancellationToken cancel)
     {
         var call = new CniPlugin.Call("DEL", id, netns, InterfaceName, CniArgs(id, config));
         CniPluginException? first = null;
@@ -147,7 +150,7 @@ public sealed class PodNetwork
         {
             try
             {
-                CniPlugin.Invoke(_options.CniBinDirs, PluginConfig(network, network.Plugins[i], config, result), call, Timeout, _log);
+                await CniPlugin.InvokeAsync(_options.CniBinDirs, PluginConfig(network, network.Plugins[i], config, result), call, Timeout, _log, cancel).ConfigureAwait(false);
             }
             catch (CniPluginException e) when (everyPlugin)
             {

@@ -7,22 +7,24 @@ public sealed partial class SandboxManager
 {
     /// <summary>
     /// Rebuilds the store after a (re)start: every record is loaded, READY only while its pins are
-    /// still mounted; names are reserved again; folders without a record (a Run or Remove cut short)
-    /// are deleted, and so are temporary files of interrupted writes; and crid pins that no record knows are removed, each with a log line.
+    /// still mounted (and its infra process, watched again, lives); names are reserved again; folders
+    /// without a record (a Run or Remove cut short) are deleted, and so are temporary files of
+    /// interrupted writes; and pins whose uuid crid recorded for a sandbox that is gone are removed,
+    /// each with a log line. A pin crid has no record of is never touched, whatever its name.
     /// </summary>
-    public void Recover()
+    public async Task RecoverAsync()
     {
         var watch = Stopwatch.StartNew();
         Directory.CreateDirectory(SandboxesDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var known = new HashSet<string>(StringComparer.Ordinal);
+        var intents = _intents.All();
+        var live = new HashSet<string>(StringComparer.Ordinal);
         var ready = 0;
         foreach (var dir in Directory.EnumerateDirectories(SandboxesDir))
         {
-            var record = Path.Combine(dir, SandboxRecord.FileName);
             Sandbox sandbox;
             try
             {
-                sandbox = SandboxRecord.Deserialize(File.ReadAllBytes(record), dir);
+                sandbox = SandboxRecord.Load(dir);
                 if (sandbox.Id != Path.GetFileName(dir))
                     throw new FormatException($"the record names sandbox {sandbox.Id}");
             }
@@ -37,20 +39,26 @@ public sealed partial class SandboxManager
             // temporary is only litter.
             foreach (var tmp in Directory.EnumerateFiles(dir, ".*.tmp-*"))
                 File.Delete(tmp);
-            foreach (var path in sandbox.Pins.Values)
-                known.Add(path);
+            live.Add(sandbox.Uuid);
+            // A record written before pins had uuid records: it is crid's all the same.
+            if (sandbox.Uuid.Length > 0 && !intents.ContainsKey(sandbox.Uuid))
+                _intents.Record(sandbox.Uuid, sandbox.Id);
             if (sandbox.State == SandboxState.Ready && !StillPinned(sandbox))
             {
                 SandboxLog.LostPins(_log, sandbox.Id);
-                StopLocked(sandbox);
+                await StopLockedAsync(sandbox).ConfigureAwait(false);
             }
+            _names.Reserve(sandbox.Name, sandbox.Id);
+            _sandboxes.Add(sandbox);
             if (sandbox.State == SandboxState.Ready)
-                ready++;
-            _store.ReserveName(sandbox.Name, sandbox.Id);
-            _store.Add(sandbox);
+            {
+                WatchInfra(sandbox);
+                if (sandbox.State == SandboxState.Ready)
+                    ready++;
+            }
         }
-        RemoveOrphanPins(known);
-        SandboxLog.Recovered(_log, _store.Count, ready, watch.Elapsed.TotalMilliseconds);
+        RemoveOrphanPins(intents, live);
+        SandboxLog.Recovered(_log, _sandboxes.Count, ready, watch.Elapsed.TotalMilliseconds);
     }
 
     /// <summary>
@@ -61,12 +69,13 @@ public sealed partial class SandboxManager
     {
         if (!sandbox.Pins.Values.All(p => PinnedNamespace.FromPath(p).IsMounted))
             return false;
-        if (sandbox.InfraPid == 0 || !sandbox.Pins.TryGetValue("pid", out var pidPin))
+        var infraPid = sandbox.InfraPid;
+        if (infraPid == 0 || !sandbox.Pins.TryGetValue("pid", out var pidPin))
             return true;
         try
         {
-            return new FileInfo($"/proc/{sandbox.InfraPid}/ns/pid").LinkTarget == $"pid:[{PinnedNamespace.FromPath(pidPin).Inode}]"
-                && !File.ReadAllText($"/proc/{sandbox.InfraPid}/stat").Split(')')[^1].TrimStart().StartsWith('Z');
+            return new FileInfo($"/proc/{infraPid}/ns/pid").LinkTarget == $"pid:[{PinnedNamespace.FromPath(pidPin).Inode}]"
+                && !File.ReadAllText($"/proc/{infraPid}/stat").Split(')')[^1].TrimStart().StartsWith('Z');
         }
         catch (IOException)
         {
@@ -75,15 +84,25 @@ public sealed partial class SandboxManager
     }
 
     /// <summary>
-    /// Only names shaped like crid's uuids are touched: the namespaces dir may be /var/run, where
-    /// `ip netns add` and other runtimes keep pins of their own.
+    /// Removes the pins of sandboxes that are gone (a Run killed half-way, a Remove cut short), with
+    /// the infra processes inside them, and then their uuid records. Only uuids crid recorded before
+    /// pinning count: the namespaces dir may be /var/run, where `ip netns add`, cri-o's pinns and
+    /// other crids keep uuid-named pins of their own.
     /// </summary>
-    private void RemoveOrphanPins(HashSet<string> known)
+    private void RemoveOrphanPins(IReadOnlyDictionary<string, string> intents, HashSet<string> live)
     {
+        var foreign = 0;
         foreach (var pin in PinnedNamespace.List(_options.NamespacesDir))
         {
-            if (known.Contains(pin.Path) || !Guid.TryParseExact(Path.GetFileName(pin.Path), "D", out _))
+            var uuid = Path.GetFileName(pin.Path);
+            if (live.Contains(uuid))
                 continue;
+            if (!intents.ContainsKey(uuid))
+            {
+                if (Guid.TryParseExact(uuid, "D", out _))
+                    foreign++;
+                continue;
+            }
             if (pin.Type == "pid")
                 KillPidNamespace(pin);
             // The infra process is born in the pod's uts (and net, ipc) namespace: a Run killed before
@@ -93,6 +112,13 @@ public sealed partial class SandboxManager
             pin.Remove();
             SandboxLog.OrphanPinRemoved(_log, pin.Path);
         }
+        foreach (var uuid in intents.Keys)
+        {
+            if (!live.Contains(uuid))
+                _intents.Remove(uuid);
+        }
+        if (foreign > 0)
+            SandboxLog.ForeignPinsKept(_log, foreign, _options.NamespacesDir);
     }
 
     /// <summary>An infra process started by a Run that never finished still holds its pid namespace.</summary>

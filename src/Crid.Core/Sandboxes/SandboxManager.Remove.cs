@@ -7,21 +7,25 @@ public sealed partial class SandboxManager
     /// be forcibly terminated and removed. This call is idempotent, and must not return an error if the
     /// sandbox has already been removed." It stops the sandbox first when needed.
     /// </summary>
-    public Task RemoveAsync(string idOrPrefix) => UnderLockAsync(idOrPrefix, RemoveLocked);
+    /// <param name="cancel">ends the wait for the sandbox's lock; a Remove under way runs to its end.</param>
+    public Task RemoveAsync(string idOrPrefix, CancellationToken cancel) => UnderLockAsync(idOrPrefix, RemoveLockedAsync, cancel);
 
-    private void RemoveLocked(Sandbox sandbox)
+    private async Task RemoveLockedAsync(Sandbox sandbox)
     {
         // A DEL that Stop could not do is owed before the record goes; if it fails again, Remove
         // fails and kubelet retries, as the address and the host-side interface would leak otherwise.
-        DetachNetworkOrThrow(sandbox);
-        StopLocked(sandbox);
+        await DetachNetworkOrThrowAsync(sandbox).ConfigureAwait(false);
+        await StopLockedAsync(sandbox).ConfigureAwait(false);
         // The record goes first: a crash in the middle leaves a folder without a record, which the
-        // next start deletes, never a record whose files are half gone.
+        // next start deletes, never a record whose files are half gone. The pins' uuid record goes
+        // last, once no pin of that uuid can be left.
         File.Delete(Path.Combine(sandbox.Dir, SandboxRecord.FileName));
         DeleteSandboxDir(sandbox.Dir);
-        sandbox.Removed = true;
-        _store.Remove(sandbox);
-        _store.ReleaseName(sandbox.Name, sandbox.Id);
+        _intents.Remove(sandbox.Uuid);
+        sandbox.MarkRemoved();
+        _sandboxes.Remove(sandbox);
+        _names.Release(sandbox.Name, sandbox.Id);
+        _creations.Forget(sandbox.Name);
         SandboxLog.Removed(_log, sandbox.Id);
     }
 }

@@ -5,6 +5,7 @@ using Crid.Core.Errors;
 using Crid.Core.Networking;
 using Crid.Core.Oci;
 using Crid.Core.Storage;
+using Crid.Core.Stores;
 using Crid.Linux;
 using Runtime.V1;
 
@@ -13,30 +14,42 @@ namespace Crid.Core.Sandboxes;
 public sealed partial class SandboxManager
 {
     /// <summary>
-    /// RunPodSandbox: validate, reserve the name, pin the namespaces, start the infra process when the
-    /// pod shares a pid namespace, write the files, and only then make the sandbox visible. Whatever
-    /// fails, everything done so far is undone in reverse order.
+    /// RunPodSandbox: validate, reserve the name, record the pins' uuid, pin the namespaces, attach the
+    /// pod network, start the infra process when the pod shares a pid namespace, write the files, and
+    /// only then make the sandbox visible. Whatever fails, everything done so far is undone in reverse
+    /// order. The work does not stop when the client gives up (<paramref name="cancel"/> only ends the
+    /// wait): a retry with the same config gets the sandbox it made (see <see cref="PendingCreations{T}"/>).
     /// </summary>
-    public Sandbox Run(RunPodSandboxRequest request)
+    public Task<Sandbox> RunAsync(RunPodSandboxRequest request, CancellationToken cancel)
     {
         SandboxValidator.Validate(request, _options);
+        return _creations.RunAsync(NameOf(request.Config.Metadata), request, () => CreateAsync(request), cancel);
+    }
+
+    private async Task<Sandbox> CreateAsync(RunPodSandboxRequest request)
+    {
         var config = request.Config;
         var ns = config.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption();
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+        var uuid = Guid.NewGuid().ToString("D");
         var name = NameOf(config.Metadata);
         var hostname = config.Hostname.Length > 0 ? config.Hostname
             : ns.Network == NamespaceMode.Node ? Environment.MachineName
             : id[..12];
 
-        _store.ReserveName(name, id);
-        var undo = new Stack<(string Step, Action Action)>();
-        undo.Push(("release the name", () => _store.ReleaseName(name, id)));
-        var step = "validate";
+        _names.Reserve(name, id);
+        var undo = new Stack<(string Step, Func<Task> Action)>();
+        undo.Push(("release the name", () => { _names.Release(name, id); return Task.CompletedTask; }));
+        var step = "record the pins' uuid";
         try
         {
+            // Before the first pin exists: a crash from here on leaves pins that recovery knows are crid's.
+            _intents.Record(uuid, id);
+            undo.Push(("drop the pins' uuid record", () => { _intents.Remove(uuid); return Task.CompletedTask; }));
+
             step = "pin namespaces";
-            var pinned = PinNamespaces(config, ns, hostname);
-            undo.Push(("remove the pins", () => RemovePins(pinned.Pins.Select(p => p.Path))));
+            var pinned = await BlockingCalls.RunAsync(() => PinNamespaces(config, ns, hostname, uuid)).ConfigureAwait(false);
+            undo.Push(("remove the pins", () => { RemovePins(pinned.Pins.Select(p => p.Path)); return Task.CompletedTask; }));
             var pins = pinned.Pins.ToDictionary(p => p.Type, p => p.Path, StringComparer.Ordinal);
 
             // Pod network (CNI ADD) in the pinned network namespace; network NODE has no pin and skips it.
@@ -44,21 +57,22 @@ public sealed partial class SandboxManager
             if (ns.Network != NamespaceMode.Node && pins.TryGetValue("net", out var netns) && _network.Current() is { } podNetwork)
             {
                 step = "attach the pod network";
-                var attached = _network.Attach(id, config, netns, podNetwork);
+                var attached = await _network.AttachAsync(id, config, netns, podNetwork, CancellationToken.None).ConfigureAwait(false);
                 network = attached;
-                undo.Push(("detach the pod network", () => _network.Detach(id, config, netns, attached, rollback: true)));
+                undo.Push(("detach the pod network", () => _network.DetachAsync(id, config, netns, attached, CancellationToken.None, rollback: true)));
             }
 
             var infraPid = 0;
             if (ns.Pid == NamespaceMode.Pod)
             {
                 step = "start the infra process";
-                var infra = StartInfra(pinned.Uuid, pins);
+                var infra = await StartInfraAsync(pinned.Uuid, pins).ConfigureAwait(false);
                 infraPid = infra.Pid;
                 pins["pid"] = infra.Pin.Path;
-                undo.Push(("stop the infra process", () => InfraProcess.Kill(infra.Pid, infra.Pin.Path)));
+                undo.Push(("stop the infra process", () => InfraProcess.KillAsync(infra.Pid, infra.Pin.Path)));
             }
 
+            var dir = Path.Combine(SandboxesDir, id);
             var sandbox = new Sandbox
             {
                 Id = id,
@@ -69,15 +83,13 @@ public sealed partial class SandboxManager
                 Hostname = hostname,
                 Uuid = pinned.Uuid,
                 Pins = pins,
-                Dir = Path.Combine(SandboxesDir, id),
-                State = SandboxState.Ready,
-                InfraPid = infraPid,
-                Network = network,
+                Dir = dir,
+                Status = SandboxRecord.NewStatus(dir, new SandboxStatus { State = SandboxState.Ready, InfraPid = infraPid, Network = network }),
             };
 
             step = "write the sandbox files";
             Directory.CreateDirectory(sandbox.Dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            undo.Push(("delete the sandbox folder", () => DeleteSandboxDir(sandbox.Dir)));
+            undo.Push(("delete the sandbox folder", () => { DeleteSandboxDir(sandbox.Dir); return Task.CompletedTask; }));
             if (sandbox.HasOwnShm)
             {
                 step = "mount the pod's /dev/shm";
@@ -86,23 +98,29 @@ public sealed partial class SandboxManager
             step = "write the sandbox files";
             WriteFiles(sandbox);
 
-            _store.Add(sandbox);
+            _sandboxes.Add(sandbox);
+            WatchInfra(sandbox);
             SandboxLog.Started(_log, id, name);
             return sandbox;
         }
         catch (Exception e)
         {
-            SandboxLog.RunFailed(_log, e, name, step);
+            var error = Translate(e, step);
+            // An expected refusal (a value the kernel or a plugin refused) is one line; a fault keeps its stack.
+            if (error is InvalidArgumentException or RuntimeFailureException)
+                SandboxLog.RunRefused(_log, name, step, error.Message);
+            else
+                SandboxLog.RunFailed(_log, e, name, step);
             while (undo.TryPop(out var u))
             {
-                try { u.Action(); }
+                try { await u.Action().ConfigureAwait(false); }
                 catch (Exception rollback) { SandboxLog.RollbackFailed(_log, rollback, id, u.Step); }
             }
-            throw Translate(e, step);
+            throw error;
         }
     }
 
-    private PodNamespacesResult PinNamespaces(PodSandboxConfig config, NamespaceOption ns, string hostname)
+    private PodNamespacesResult PinNamespaces(PodSandboxConfig config, NamespaceOption ns, string hostname, string uuid)
     {
         var userns = ns.UsernsOptions is { Mode: NamespaceMode.Pod } u ? u : null;
         var request = new PodNamespacesRequest
@@ -122,12 +140,13 @@ public sealed partial class SandboxManager
             Sysctls = config.Linux?.Sysctls is { Count: > 0 } sysctls ? new Dictionary<string, string>(sysctls) : new Dictionary<string, string>(),
             LoopbackUp = ns.Network != NamespaceMode.Node,
             Hostname = hostname,
+            Uuid = uuid,
         };
         return PodNamespaces.Create(request);
     }
 
-    private InfraHandle StartInfra(string uuid, IReadOnlyDictionary<string, string> pins) =>
-        InfraProcess.Start(new InfraRequest
+    private Task<InfraHandle> StartInfraAsync(string uuid, IReadOnlyDictionary<string, string> pins) =>
+        InfraProcess.StartAsync(new InfraRequest
         {
             NamespacesDir = _options.NamespacesDir,
             Uuid = uuid,
@@ -156,12 +175,10 @@ public sealed partial class SandboxManager
             ("hostname", Encoding.UTF8.GetBytes(sandbox.Hostname + "\n"), AtomicFiles.ReadableFile),
             ("config.json", spec, AtomicFiles.PrivateFile),
         ], durable: false);
+        sandbox.Status.Save();
         // The record goes last: its rename is the moment the sandbox exists for a restarted daemon.
-        PersistRecord(sandbox);
-    }
-
-    private static void PersistRecord(Sandbox sandbox) =>
         AtomicFiles.Write(Path.Combine(sandbox.Dir, SandboxRecord.FileName), SandboxRecord.Serialize(sandbox), AtomicFiles.PrivateFile, durable: false);
+    }
 
     /// <summary>resolv.conf(5) from the pod's DNS config, or the host's own when the pod gives none.</summary>
     internal static byte[] ResolvConf(DNSConfig? dns)

@@ -7,21 +7,21 @@ namespace Crid.Server.Services;
 
 internal sealed partial class CriRuntimeService
 {
-    public override Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
+    public override async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
     {
-        var sandbox = sandboxes.Run(request);
-        return Task.FromResult(new RunPodSandboxResponse { PodSandboxId = sandbox.Id });
+        var sandbox = await sandboxes.RunAsync(request, context.CancellationToken);
+        return new RunPodSandboxResponse { PodSandboxId = sandbox.Id };
     }
 
     public override async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
     {
-        await sandboxes.StopAsync(request.PodSandboxId);
+        await sandboxes.StopAsync(request.PodSandboxId, context.CancellationToken);
         return new StopPodSandboxResponse();
     }
 
     public override async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
     {
-        await sandboxes.RemoveAsync(request.PodSandboxId);
+        await sandboxes.RemoveAsync(request.PodSandboxId, context.CancellationToken);
         return new RemovePodSandboxResponse();
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Crid.Core.Configuration;
 using Grpc.Core;
 using Runtime.V1;
 
@@ -14,7 +15,8 @@ internal sealed partial class CriRuntimeService
         };
         if (request.Verbose)
         {
-            response.Info["config"] = JsonSerializer.Serialize(options, ServerJson.Default.CridOptions);
+            // Keyed as the YAML file and the flags are, so what `crictl info` shows can be pasted back.
+            response.Info["config"] = ConfigLoader.ToJson(options);
             response.Info["podCIDR"] = sandboxes.Network.PodCidr;
             // Names held by live sandboxes or by a Run in flight: a failed Run must release its name,
             // and this is where an operator (or a test) can see that it did.

@@ -1,6 +1,6 @@
 namespace Crid.Tests.Http2;
 
-/// <summary>Finds the repository's shared test data, failing loudly rather than skipping.</summary>
+/// <summary>Finds the repository's test data (testdata/), failing loudly rather than skipping.</summary>
 internal static class TestPaths
 {
     /// <summary>The folder holding Cri.sln, found by walking up from the test binaries.</summary>
@@ -19,24 +19,13 @@ internal static class TestPaths
         }
     }
 
-    /// <summary><c>&lt;repo root&gt;/../shared</c>: data shared by the project, beside the repository.</summary>
-    public static string Shared
-    {
-        get
-        {
-            string shared = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared"));
-            if (!Directory.Exists(shared))
-            {
-                throw new InvalidOperationException($"shared data folder not found at {shared} (expected beside the repository root {RepoRoot}).");
-            }
-            return shared;
-        }
-    }
+    /// <summary><c>&lt;repo root&gt;/testdata/cri-vectors</c>: what crictl v1.26.1 put on the wire.</summary>
+    public static string Vectors => Path.Combine(RepoRoot, "testdata", "cri-vectors");
 
-    /// <summary>The recorded crictl connections, <c>shared/cri-vectors/h2/*.c2s</c>; at least one must exist.</summary>
+    /// <summary>The recorded crictl connections, <c>testdata/cri-vectors/h2/*.c2s</c>; at least one must exist.</summary>
     public static string[] RecordedConnections()
     {
-        string dir = Path.Combine(Shared, "cri-vectors", "h2");
+        string dir = Path.Combine(Vectors, "h2");
         string[] files = Directory.Exists(dir) ? Directory.GetFiles(dir, "*.c2s") : [];
         if (files.Length == 0)
         {
@@ -58,5 +47,5 @@ internal static class TestPaths
     }
 
     /// <summary>The bytes of one recording, by file name.</summary>
-    public static byte[] Recording(string name) => File.ReadAllBytes(Path.Combine(Shared, "cri-vectors", "h2", name));
+    public static byte[] Recording(string name) => File.ReadAllBytes(Path.Combine(Vectors, "h2", name));
 }
