@@ -62,6 +62,9 @@ public static class ConfigLoader
                     case OptionKind.PositiveNumber:
                         w.WriteNumber(key.Name, double.Parse(key.Show(options), System.Globalization.CultureInfo.InvariantCulture));
                         break;
+                    case OptionKind.Port:
+                        w.WriteNumber(key.Name, int.Parse(key.Show(options), System.Globalization.CultureInfo.InvariantCulture));
+                        break;
                     default:
                         w.WriteString(key.Name, key.Show(options));
                         break;
