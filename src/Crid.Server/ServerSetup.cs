@@ -1,6 +1,7 @@
 using Crid.Core.Configuration;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
+using Crid.Images;
 using Crid.Server.Services;
 using Crid.Streaming;
 using Runtime.V1;
@@ -21,6 +22,7 @@ public static class ServerSetup
         services.AddSingleton<PodNetwork>();
         services.AddSingleton<NetworkStatus>();
         services.AddSingleton<SandboxManager>();
+        services.AddImages(options);
         // Until the container lifecycle registers its own, there are no containers to exec in.
         services.TryAddSingleton<IContainerStreams, NoContainers>();
         services.AddSingleton<IPodNetworks, SandboxNetworks>();

@@ -31,6 +31,17 @@ public sealed record CridOptions
     /// <summary>How long one CNI plugin invocation may take before it is killed.</summary>
     public double CniTimeoutSeconds { get; init; } = 60;
 
+    /// <summary>Registry remaps, mirrors and plain-HTTP registries (YAML only); see <see cref="RegistryEntry"/>.</summary>
+    public IReadOnlyList<RegistryEntry> Registries { get; init; } = [];
+
+    /// <summary>
+    /// A Docker-style credentials file (<c>{"auths": {"host": {"auth": base64(user:password)}}}</c>) used
+    /// when a PullImage brings no AuthConfig; empty: none.
+    /// </summary>
+    public string RegistryCredentials { get; init; } = "";
+
+    /// <summary>A pull fails when a registry sends no byte for this long (a stalled connection).</summary>
+    public double PullIdleTimeoutSeconds { get; init; } = 60;
     /// <summary>Address of the streaming server (exec, attach, port-forward URLs); loopback unless the API server must reach it.</summary>
     public string StreamingAddress { get; init; } = "127.0.0.1";
 
