@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using Crid.Streaming.Tests.Client;
 using Crid.Streaming.Tests.Host;
@@ -91,23 +92,24 @@ public sealed class ExecTests
     public async Task A_tty_gets_its_size_and_its_resizes()
     {
         await using var t = await TestServer.StartAsync();
-        var url = t.ExecUrl(["/bin/sh", "-c", "stty size; read line; stty size; exit 4"], stdin: true, stdout: true, tty: true);
+        // The shell prints a size only after a line of input, so a slow start cannot see a later size.
+        var url = t.ExecUrl(["/bin/sh", "-c", "read a; stty size; read b; stty size; exit 4"], stdin: true, stdout: true, tty: true);
         await using var client = await TestServer.ConnectAsync(url);
         var error = await client.OpenAsync(("streamType", "error"));
         var stdin = await client.OpenAsync(("streamType", "stdin"));
         var stdout = await client.OpenAsync(("streamType", "stdout"));
         var resize = await client.OpenAsync(("streamType", "resize"));
-        var output = stdout.ReadAllTextAsync(TimeSpan.FromSeconds(30));
         var status = error.ReadAllTextAsync(TimeSpan.FromSeconds(30));
         await resize.WriteAsync("{\"Width\":100,\"Height\":30}\n");
         await WaitForAsync(() => t.Containers.Resizes.Contains(new TerminalSize(100, 30)));
+        await stdin.WriteAsync("a\n");
+        var first = await ReadUntilAsync(stdout, "30 100\r\n");
         // Two sizes in one write, the object split across writes: each is a size all the same.
         await resize.WriteAsync("{\"Width\":90,\"Height\":20}\n{\"Width\":120,");
         await resize.WriteAsync("\"Height\":40}\n");
         await WaitForAsync(() => t.Containers.Resizes.Contains(new TerminalSize(120, 40)));
         await stdin.WriteAsync("go\n");
-        var text = await output;
-        Assert.StartsWith("30 100\r\n", text);
+        var text = first + await stdout.ReadAllTextAsync(TimeSpan.FromSeconds(30));
         Assert.EndsWith("40 120\r\n", text);
         Assert.Contains("go", text);
         var result = new ExecResult(text, "", await status);
@@ -137,5 +139,19 @@ public sealed class ExecTests
                 throw new TimeoutException("condition not met in time" + (what is null ? "" : ": " + what()));
             await Task.Delay(10);
         }
+    }
+
+    private static async Task<string> ReadUntilAsync(SpdyTestClient.ClientStream stream, string marker)
+    {
+        var text = new StringBuilder();
+        var buffer = new byte[4096];
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!text.ToString().Contains(marker, StringComparison.Ordinal))
+        {
+            int n = await stream.ReadAsync(buffer).WaitAsync(cts.Token);
+            Assert.True(n > 0, $"the stream ended before '{marker.Trim()}'; it said: {text}");
+            text.Append(Encoding.UTF8.GetString(buffer, 0, n));
+        }
+        return text.ToString();
     }
 }
