@@ -26,8 +26,9 @@ internal sealed record Plan(
         Lifecycles: 20, Warmup: 3, Clients: [1, 4], ConcurrentLifecycles: 20,
         LiveSandboxes: 50, ListCalls: 10, FloorIterations: 20, Restarts: 1, Pulls: 2,
         NetworkLifecycles: 3, NetworkClients: 8, NetworkConcurrentLifecycles: 8, LoadLifecycles: 100,
-        // The daemon trims 5 s after its last call (IdleMemory.Quiet); the quick pass waits just past that.
-        IdleSeconds: 8);
+        // The daemon trims in its first quiet 250 ms after growing (IdleMemory); 5 s leaves a loaded
+        // machine's timers room.
+        IdleSeconds: 5);
 }
 
 internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json, string? LogLevel, string? DaemonLog)

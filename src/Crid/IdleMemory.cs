@@ -3,48 +3,64 @@ using System.Diagnostics;
 namespace Crid;
 
 /// <summary>
-/// Gives the memory a burst of calls grew back to the system once the daemon goes quiet: a
+/// Gives the memory a burst of calls grew back to the system in the daemon's quiet moments: a
 /// compacting, decommitting GC.
 /// </summary>
 /// <remarks>
 /// Why the daemon does it itself: the GC collects when allocations ask for it, never on a quiet
-/// process, so a daemon that served a thousand pods and then sits idle keeps the heap it grew
-/// (gen0's budget, regions the last collections freed but kept committed, a fragmented gen2) for
-/// as long as it stays idle — on a node, for hours. <see cref="GCCollectionMode.Aggressive"/> is
-/// the mode made for this: it compacts everything and decommits the free regions and the
-/// budgets instead of keeping them for the next allocations. It runs once per quiet spell, after
-/// <see cref="Quiet"/> without a call starting or ending (a long stream, such as an event
-/// stream, counts only at its ends, so it cannot keep the daemon from trimming), and costs a few
-/// milliseconds of one thread on a daemon that has nothing else to do. docs/benchmark.md has the
-/// figures (the "RSS 30 s after load" row). What is not the GC's heap hardly moves: glibc's
-/// malloc_trim after this GC gave back 0.1 MiB at most in the benchmark, so it is not called.
+/// process, so a daemon that served a thousand pods keeps the heap it grew (gen0's budget, regions
+/// the last collections freed but kept committed, a fragmented gen2) for as long as little is
+/// asked of it — on a node, for hours. <see cref="GCCollectionMode.Aggressive"/> is the mode made
+/// for this: it compacts everything and decommits the free regions and the budgets instead of
+/// keeping them for the next allocations.
+/// <para>When: kubelet polls every second (ListPodSandbox, ListContainers), so a daemon on a node
+/// is never idle for long; the gaps between its polls are the quiet moments. The trim runs in one
+/// (<see cref="Quiet"/> without a call starting or ending; a long stream, such as an event stream,
+/// counts only at its ends, so it cannot hold it off) once the RSS has grown by
+/// <see cref="Growth"/> since the last trim, and at most once per <see cref="MinInterval"/>: it
+/// costs 10 to 40 ms of one thread, so at most 0.4 % of a core, and nothing while the daemon's
+/// size holds still.</para>
+/// <para>docs/benchmark.md has the figures (the "RSS idle after the load" rows). What is not the
+/// GC's heap hardly moves: glibc's malloc_trim after this GC gave back 0.1 MiB at most in the
+/// benchmark, so it is not called.</para>
 /// </remarks>
 internal sealed class IdleMemory(ILogger<IdleMemory> log) : BackgroundService
 {
-    /// <summary>Short enough that a busy spell's memory goes soon after; long enough to miss kubelet's 1 s and 10 s polls' gaps only when truly idle.</summary>
-    internal static readonly TimeSpan Quiet = TimeSpan.FromSeconds(5);
+    /// <summary>Shorter than the gaps between kubelet's 1 s polls, long enough that a burst of calls is over.</summary>
+    internal static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(250);
+
+    internal static readonly TimeSpan MinInterval = TimeSpan.FromSeconds(10);
+
+    /// <summary>RSS growth (KiB) since the last trim that is worth one.</summary>
+    internal const long Growth = 4 * 1024;
 
     private long _lastCall = Stopwatch.GetTimestamp();
-    private int _callsSinceTrim;
+    private int _callsSinceCheck;
+    private long _lastTrim;
+    private long _rssAfterTrim;
 
     /// <summary>A call started or ended.</summary>
     public void Touch()
     {
         Volatile.Write(ref _lastCall, Stopwatch.GetTimestamp());
-        Interlocked.Exchange(ref _callsSinceTrim, 1);
+        Volatile.Write(ref _callsSinceCheck, 1);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        using var timer = new PeriodicTimer(Quiet);
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                if (Volatile.Read(ref _callsSinceTrim) == 0 || Stopwatch.GetElapsedTime(Volatile.Read(ref _lastCall)) < Quiet)
+                // Growth comes only from calls: with none since the last look, nothing to do.
+                if (Volatile.Read(ref _callsSinceCheck) == 0
+                    || Stopwatch.GetElapsedTime(Volatile.Read(ref _lastCall)) < Quiet
+                    || (_lastTrim != 0 && Stopwatch.GetElapsedTime(_lastTrim) < MinInterval))
                     continue;
-                Interlocked.Exchange(ref _callsSinceTrim, 0);
-                Trim();
+                Interlocked.Exchange(ref _callsSinceCheck, 0);
+                if (Rss() >= _rssAfterTrim + Growth)
+                    Trim();
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -57,24 +73,23 @@ internal sealed class IdleMemory(ILogger<IdleMemory> log) : BackgroundService
         var before = Rss();
         var t0 = Stopwatch.GetTimestamp();
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        IdleMemoryLog.Trimmed(log, before / 1024.0, Rss() / 1024.0, Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        _lastTrim = Stopwatch.GetTimestamp();
+        _rssAfterTrim = Rss();
+        IdleMemoryLog.Trimmed(log, before / 1024.0, _rssAfterTrim / 1024.0, Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
     }
 
-    /// <summary>This process's VmRSS in KiB, 0 when unreadable (only for the log line).</summary>
+    /// <summary>This process's resident set in KiB (proc(5): statm's second field, in pages); 0 when unreadable.</summary>
     private static long Rss()
     {
         try
         {
-            foreach (var line in File.ReadLines("/proc/self/status"))
-            {
-                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                    return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim());
-            }
+            var fields = File.ReadAllText("/proc/self/statm").Split(' ');
+            return long.Parse(fields[1]) * Environment.SystemPageSize / 1024;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or FormatException or IndexOutOfRangeException)
         {
+            return 0;
         }
-        return 0;
     }
 }
 
