@@ -74,7 +74,19 @@ internal static class Program
     /// </summary>
     private static void Sweep(string dir)
     {
-        foreach (var mount in NsfsMountsUnder(dir))
+        // The pods' /dev/shm tmpfs mounts (under their sandbox folders), deepest first.
+        foreach (var mount in MountsUnder(dir, nsfs: false).OrderByDescending(m => m.Length))
+        {
+            try
+            {
+                PodShm.Unmount(mount);
+            }
+            catch (Exception e)
+            {
+                Console.Error.WriteLine($"crid-bench: cannot unmount {mount}: {e.Message}");
+            }
+        }
+        foreach (var mount in MountsUnder(dir, nsfs: true))
         {
             try
             {
@@ -95,8 +107,8 @@ internal static class Program
         }
     }
 
-    /// <summary>nsfs mount points under a folder, from /proc/self/mountinfo (proc(5): field 5 is the mount point).</summary>
-    private static List<string> NsfsMountsUnder(string dir)
+    /// <summary>nsfs mount points (or all the others) under a folder, from /proc/self/mountinfo (proc(5): field 5 is the mount point).</summary>
+    private static List<string> MountsUnder(string dir, bool nsfs)
     {
         var prefix = dir.TrimEnd('/') + "/";
         var result = new List<string>();
@@ -104,7 +116,7 @@ internal static class Program
         {
             var fields = line.Split(' ');
             var dash = Array.IndexOf(fields, "-");
-            if (dash > 4 && dash + 1 < fields.Length && fields[dash + 1] == "nsfs" && fields[4].StartsWith(prefix, StringComparison.Ordinal))
+            if (dash > 4 && dash + 1 < fields.Length && (fields[dash + 1] == "nsfs") == nsfs && fields[4].StartsWith(prefix, StringComparison.Ordinal))
                 result.Add(fields[4]);
         }
         return result;
