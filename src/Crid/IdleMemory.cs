@@ -18,8 +18,9 @@ namespace Crid;
 /// (<see cref="Quiet"/> without a call starting or ending; a long stream, such as an event stream,
 /// counts only at its ends, so it cannot hold it off) once the RSS has grown by
 /// <see cref="Growth"/> since the last trim, and at most once per <see cref="MinInterval"/>: it
-/// costs 10 to 40 ms of one thread, so at most 0.4 % of a core, and nothing while the daemon's
-/// size holds still.</para>
+/// costs 10 to 40 ms of one thread, and nothing while the daemon's size holds still. The growth
+/// rule, not the interval, spaces trims in practice: 4 MiB is most of what the GC re-commits
+/// between collections.</para>
 /// <para>docs/benchmark.md has the figures (the "RSS idle after the load" rows). What is not the
 /// GC's heap hardly moves: glibc's malloc_trim after this GC gave back 0.1 MiB at most in the
 /// benchmark, so it is not called.</para>
@@ -29,7 +30,7 @@ internal sealed class IdleMemory(ILogger<IdleMemory> log) : BackgroundService
     /// <summary>Shorter than the gaps between kubelet's 1 s polls, long enough that a burst of calls is over.</summary>
     internal static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(250);
 
-    internal static readonly TimeSpan MinInterval = TimeSpan.FromSeconds(10);
+    internal static readonly TimeSpan MinInterval = TimeSpan.FromSeconds(2);
 
     /// <summary>RSS growth (KiB) since the last trim that is worth one.</summary>
     internal const long Growth = 4 * 1024;
