@@ -44,8 +44,8 @@ public sealed partial class BenchQuickTests(ITestOutputHelper output)
             foreach (var (key, value) in figures)
                 Assert.True(value > 0 && double.IsFinite(value), $"figure {key} = {value}");
             // The daemon gives back what the load grew once it is quiet (IdleMemory): idle after the
-            // load, within 10 MiB of the fresh idle daemon (issue 17's target). Without a trim the
-            // quick load left it 13.5 MiB above when the trim came too late (a 10 s interval).
+            // load, within 10 MiB of the fresh idle daemon (issue 17's target). A trim that came too
+            // late (a 10 s interval) left the quick load's daemon 13.5 MiB above.
             Assert.True(figures["rss_idle_after_load_mib"] <= figures["rss_idle_fresh_mib"] + 10,
                 $"RSS idle after the load {figures["rss_idle_after_load_mib"]:F1} MiB, fresh {figures["rss_idle_fresh_mib"]:F1} MiB");
             var machine = doc.RootElement.GetProperty("machine");
