@@ -1,4 +1,5 @@
 using Crid.Core.Configuration;
+using Crid.Core.Containers;
 using Crid.Core.Sandboxes;
 using Runtime.V1;
 
@@ -8,7 +9,7 @@ namespace Crid.Server.Services;
 /// CRI RuntimeService. Thin: each RPC lives in its own partial file, checks the request, calls the
 /// domain and maps the result back. RPCs not overridden answer Unimplemented (the generated base).
 /// </summary>
-internal sealed partial class CriRuntimeService(CridOptions options, NetworkStatus network, SandboxManager sandboxes)
+internal sealed partial class CriRuntimeService(CridOptions options, NetworkStatus network, SandboxManager sandboxes, ContainerManager containers)
     : RuntimeService.RuntimeServiceBase
 {
 }
