@@ -58,7 +58,8 @@ public sealed partial class ContainerManager
     {
         State = ContainerState.Exited,
         Pid = 0,
-        FinishedAt = finishedAt,
+        // The exit file's time comes from the kernel's coarse clock, a tick behind ours at most.
+        FinishedAt = Math.Max(finishedAt, s.StartedAt),
         ExitCode = code,
         Reason = oomKilled ? "OOMKilled" : code == 0 ? "Completed" : "Error",
         Message = "",

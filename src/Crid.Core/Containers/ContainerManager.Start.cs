@@ -26,6 +26,8 @@ public sealed partial class ContainerManager
             if (sandbox is null || sandbox.State != Sandboxes.SandboxState.Ready)
                 throw new FailedPreconditionException($"sandbox {container.SandboxId} of container {container.Id} is not ready");
             var runtime = _runtimes.For(container.RuntimeHandler);
+            // Before the process runs: a started_at after its finished_at would confuse every reader.
+            var started = NowNs();
             try
             {
                 // Not the call's token: a start the runtime has begun is seen through, so the status tells the truth.
@@ -36,7 +38,6 @@ public sealed partial class ContainerManager
                 RecordStartFailure(container, e.Message);
                 throw new RuntimeFailureException($"container {container.Id} failed to start: {e.Message}", e);
             }
-            var started = NowNs();
             container.Status.Update(s => s.State switch
             {
                 // The process ran, and its exit was recorded before this update: it keeps its exit.
