@@ -141,4 +141,100 @@ public sealed class ContainerLifecycleTests
         Assert.Empty(host.Containers.List(null));
         Assert.Empty(host.Leftovers());
     }
+
+    public static TheoryData<string, string, Action<ContainerConfig>> Refused() => new()
+    {
+        { "a device that does not exist", "config.devices[0].host_path", c => c.Devices.Add(new Device { HostPath = "/dev/no-such-device", ContainerPath = "/dev/x", Permissions = "rwm" }) },
+        { "a mount over /", "config.mounts[0].container_path", c => c.Mounts.Add(new Mount { HostPath = "/tmp", ContainerPath = "/" }) },
+        { "absurd cpu shares", "config.linux.resources.cpu_shares", c => c.Linux.Resources = new LinuxContainerResources { CpuShares = 1_000_000_000 } },
+        { "a cpuset the host lacks", "config.linux.resources.cpuset_cpus", c => c.Linux.Resources = new LinuxContainerResources { CpusetCpus = "0-4095" } },
+        { "a log path out of the log directory", "config.log_path", c => c.LogPath = "../../escape.log" },
+        { "an image that is not present", "image", c => c.Image.Image = "docker.io/library/absent:1" },
+        { "a command the image lacks", "runtime", c => c.Command[0] = "/bin/no-such-command" },
+        { "a privileged container in an unprivileged pod", "config.linux.security_context.privileged", c => c.Linux.SecurityContext = new LinuxContainerSecurityContext { Privileged = true } },
+        { "a seccomp profile that does not exist", "config.linux.security_context.seccomp", c => c.Linux.SecurityContext = new LinuxContainerSecurityContext { Seccomp = new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.Localhost, LocalhostRef = "/no/such/profile.json" } } },
+        { "no name", "config.metadata.name", c => c.Metadata.Name = "" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Refused))]
+    public async Task A_refused_create_names_its_field_and_leaves_nothing(string what, string field, Action<ContainerConfig> adjust)
+    {
+        _ = what;
+        await using var host = await ContainerHost.StartAsync();
+        var pod = await host.PodAsync("refused", NamespaceMode.Container);
+        var e = await Assert.ThrowsAnyAsync<CriException>(() => host.CreateAsync(pod, ContainerHost.Shell("refused", "true", adjust)));
+        switch (field)
+        {
+            case "image":
+                Assert.IsType<NotFoundException>(e);
+                break;
+            case "runtime":
+                Assert.IsType<RuntimeFailureException>(e);
+                Assert.Contains("no-such-command", e.Message);
+                break;
+            default:
+                Assert.StartsWith(field, Assert.IsType<InvalidArgumentException>(e).Field);
+                break;
+        }
+        Assert.Empty(host.Leftovers());
+        Assert.Empty(host.Containers.ReservedNames());
+        Assert.Empty(host.Containers.List(null));
+        Assert.False(Directory.Exists(Path.Combine(host.LogDir, "refused")) && Directory.EnumerateFileSystemEntries(Path.Combine(host.LogDir, "refused")).Any());
+    }
+
+    [Fact]
+    public async Task A_create_the_client_gave_up_on_is_kept_for_its_retry()
+    {
+        await using var host = await ContainerHost.StartAsync();
+        var pod = await host.PodAsync("retry", NamespaceMode.Container);
+        var request = new global::Runtime.V1.CreateContainerRequest { PodSandboxId = pod.Id, Config = ContainerHost.Shell("retry", "true"), SandboxConfig = pod.Config };
+        using var gaveUp = new CancellationTokenSource();
+        var first = host.Containers.CreateAsync(request, gaveUp.Token);
+        gaveUp.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first);
+        var retried = await host.Containers.CreateAsync(request, ContainerHost.Timeout());
+        Assert.Single(host.Containers.List(null));
+        Assert.Equal(0, host.Containers.PendingCreates);
+        // A third call is a duplicate like any other.
+        await Assert.ThrowsAsync<AlreadyExistsException>(() => host.Containers.CreateAsync(request, ContainerHost.Timeout()));
+        Assert.Equal(retried.Id, Assert.Single(host.Containers.ReservedNames()).Value);
+    }
+
+    [Fact]
+    public async Task Exec_sync_timeout_update_resources_and_log_reopen()
+    {
+        await using var host = await ContainerHost.StartAsync();
+        var pod = await host.PodAsync("exec", NamespaceMode.Container);
+        var c = await host.RunAsync(pod, ContainerHost.Shell("exec", "while true; do echo tick; sleep 0.2; done",
+            cfg => cfg.Linux.Resources = new LinuxContainerResources { MemoryLimitInBytes = 64 << 20 }));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var timedOut = await Assert.ThrowsAsync<DeadlineExceededException>(() => host.Containers.ExecSyncAsync(c.Id, ["sleep", "30"], 1, ContainerHost.Timeout()));
+        Assert.InRange(watch.Elapsed.TotalSeconds, 0.9, 10);
+        Assert.Contains("timed out", timedOut.Message);
+        var ps = await host.Containers.ExecSyncAsync(c.Id, ["ps"], 5, ContainerHost.Timeout());
+        Assert.DoesNotContain("sleep 30", System.Text.Encoding.UTF8.GetString(ps.Stdout));
+
+        await host.Containers.UpdateResourcesAsync(c.Id, new LinuxContainerResources { MemoryLimitInBytes = 96 << 20, CpuShares = 512 }, ContainerHost.Timeout());
+        var cgroup = Cleanup.CgroupsUnder(host.CgroupParent).Single(d => d.StartsWith("/sys/fs/cgroup/memory/", StringComparison.Ordinal) && d.Contains(c.Id));
+        Assert.Equal((96 << 20).ToString(), File.ReadAllText(Path.Combine(cgroup, "memory.limit_in_bytes")).Trim());
+        Assert.Equal(96 << 20, c.Status.Get().Resources!.MemoryLimitInBytes);
+        Assert.Equal(512, c.Status.Get().Resources!.CpuShares);
+        var bad = await Assert.ThrowsAsync<InvalidArgumentException>(() => host.Containers.UpdateResourcesAsync(c.Id, new LinuxContainerResources { CpuShares = 1 }, ContainerHost.Timeout()));
+        Assert.Equal("linux.cpu_shares", bad.Field);
+
+        // kubelet's rotation: rename, then reopen; the monitor writes a new file at the old path.
+        File.Move(c.LogPath, c.LogPath + ".1");
+        await host.Containers.ReopenLogAsync(c.Id, ContainerHost.Timeout());
+        for (var i = 0; i < 100 && new FileInfo(c.LogPath).Length == 0; i++)
+            await Task.Delay(50);
+        var line = File.ReadLines(c.LogPath).First();
+        // CRI log format: RFC 3339 nano time, stream, tag (F: full line), the line.
+        Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) stdout F tick$", line);
+
+        await host.Containers.StopAsync(c.Id, 0, ContainerHost.Timeout());
+        await Assert.ThrowsAsync<FailedPreconditionException>(() => host.Containers.ExecSyncAsync(c.Id, ["true"], 5, ContainerHost.Timeout()));
+        await Assert.ThrowsAsync<FailedPreconditionException>(() => host.Containers.ReopenLogAsync(c.Id, ContainerHost.Timeout()));
+        await Assert.ThrowsAsync<FailedPreconditionException>(() => host.Containers.StartAsync(c.Id, ContainerHost.Timeout()));
+    }
 }
