@@ -4,6 +4,7 @@ using Crid.Core.Images;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
 using Crid.Runtime;
+using Crid.Images;
 using Crid.Server.Services;
 using Runtime.V1;
 using Microsoft.AspNetCore.Builder;
@@ -23,8 +24,8 @@ public static class ServerSetup
         services.AddSingleton<PodNetwork>();
         services.AddSingleton<NetworkStatus>();
         services.AddSingleton<SandboxManager>();
+        services.AddImages(options);
         services.AddSingleton(sp => Runtimes(options, sp.GetRequiredService<ILoggerFactory>()));
-        services.TryAddSingleton<IContainerImages, NoImageStore>();
         services.AddSingleton<ContainerManager>();
         services.AddGrpc(o =>
         {

@@ -77,6 +77,8 @@ internal static class Daemon
             {
                 // Before the socket answers: a restarted daemon knows every pod before anyone asks.
                 await app.Services.GetRequiredService<SandboxManager>().RecoverAsync();
+                // Removes what a pull or import cut short by a crash left behind, before any new pull.
+                app.Services.GetRequiredService<Crid.Images.Store.ImageStore>().Recover();
                 // Then the containers, which need their sandboxes; the image holds of the containers
                 // that are gone are released last.
                 await app.Services.GetRequiredService<Crid.Core.Containers.ContainerManager>().RecoverAsync(CancellationToken.None);

@@ -4,7 +4,7 @@ namespace Crid.Core.Configuration;
 /// Every configuration key, shared by the command line (<c>--key</c>) and the YAML file (<c>key:</c>),
 /// so the two can never drift apart and <c>--help</c> lists exactly what is accepted.
 /// </summary>
-internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber, HandlerList, Count }
+internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber, Registries, OptionalPath, HandlerList, Count }
 
 internal sealed record OptionKey(string Name, OptionKind Kind, string Help, Func<CridOptions, string> Show, Func<CridOptions, object, CridOptions> Apply);
 
@@ -45,6 +45,13 @@ internal static class OptionKeys
             o => o.DefaultCgroupParent, (o, v) => o with { DefaultCgroupParent = (string)v }),
         new("pids-limit", OptionKind.Count, "pids.max of each container's cgroup; 0: unlimited",
             o => o.PidsLimit.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { PidsLimit = (long)v }),
+        new("registries", OptionKind.Registries, "registry remaps, mirrors and plain-HTTP registries: a list of {prefix, location, insecure, mirrors}; config file only",
+            o => o.Registries.Count == 0 ? "" : string.Join(",", o.Registries.Select(r => r.Location is null ? r.Prefix : $"{r.Prefix}={r.Location}")),
+            (o, v) => o with { Registries = (IReadOnlyList<RegistryEntry>)v }),
+        new("registry-credentials", OptionKind.OptionalPath, "Docker-style JSON file ({\"auths\": {host: {auth}}}) of default registry credentials",
+            o => o.RegistryCredentials, (o, v) => o with { RegistryCredentials = (string)v }),
+        new("pull-idle-timeout", OptionKind.PositiveNumber, "seconds a registry may send nothing before the pull fails",
+            o => o.PullIdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { PullIdleTimeoutSeconds = (double)v }),
     ];
 
     public static OptionKey? Find(string name) => Array.Find(All, k => k.Name == name);
