@@ -125,6 +125,22 @@ public sealed class ContainerSocketTests
         var podConfig = Pod(d, "seed", NamespaceMode.Container);
         var pod = (await rt.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
         var hostDir = Directory.CreateTempSubdirectory("crid-e2e-mnt-").FullName;
+        try
+        {
+            await SeedAsync(d, imageRef, podConfig, pod, hostDir);
+        }
+        finally
+        {
+            // A failed test must not leave its bind mounts on the machine.
+            foreach (var m in Cleanup.MountsUnder(hostDir).OrderByDescending(m => m.Length))
+                Sh($"umount -l {m}");
+            Directory.Delete(hostDir, true);
+        }
+    }
+
+    private static async Task SeedAsync(DaemonProcess d, string imageRef, PodSandboxConfig podConfig, string pod, string hostDir)
+    {
+        var rt = d.Runtime;
         await File.WriteAllTextAsync(Path.Combine(hostDir, "file"), "from the host");
         var first = Shell("first", "echo hello; echo oops >&2; exec sleep 1000");
         first.Mounts.Add(new Mount { HostPath = hostDir, ContainerPath = "/data", Readonly = true, Propagation = MountPropagation.PropagationPrivate });
@@ -200,7 +216,6 @@ public sealed class ContainerSocketTests
         Sh($"umount {sharedDir}/late && umount {sharedDir}");
         Assert.Empty(Leftovers(d));
         Assert.True(File.Exists(Path.Combine(hostDir, "file")));
-        Directory.Delete(hostDir, true);
     }
 
     [Fact]
