@@ -6,6 +6,7 @@ using Crid.Core.Sandboxes;
 using Crid.Runtime;
 using Crid.Images;
 using Crid.Server.Services;
+using Crid.Streaming;
 using Runtime.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
@@ -27,6 +28,10 @@ public static class ServerSetup
         services.AddImages(options);
         services.AddSingleton(sp => Runtimes(options, sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ContainerManager>();
+        services.AddSingleton<IContainerStreams, ContainerStreams>();
+        services.AddSingleton<IPodNetworks, SandboxNetworks>();
+        services.AddSingleton(sp => new StreamingServer(StreamingOptionsOf(options), sp.GetRequiredService<IContainerStreams>(),
+            sp.GetRequiredService<IPodNetworks>(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();
@@ -59,6 +64,13 @@ public static class ServerSetup
             MonitorLogLevel = options.LogLevel switch { "trace" => "trace", "debug" => "debug", "warning" => "warn", "error" or "critical" or "none" => "error", _ => "info" },
         };
     }
+
+    private static StreamingOptions StreamingOptionsOf(CridOptions options) => new()
+    {
+        Address = System.Net.IPAddress.Parse(options.StreamingAddress),
+        Port = options.StreamingPort,
+        IdleTimeout = TimeSpan.FromSeconds(options.StreamingIdleTimeoutSeconds),
+    };
 
     public static IEndpointRouteBuilder MapCriServices(this IEndpointRouteBuilder endpoints)
     {
