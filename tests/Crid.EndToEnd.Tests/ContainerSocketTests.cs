@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using Crid.Images.Tests.Support;
+using Crid.Streaming.Tests.Client;
 using Grpc.Core;
 using Runtime.V1;
 
@@ -216,6 +217,53 @@ public sealed class ContainerSocketTests
         Sh($"umount {sharedDir}/late && umount {sharedDir}");
         Assert.Empty(Leftovers(d));
         Assert.True(File.Exists(Path.Combine(hostDir, "file")));
+    }
+
+    [Fact]
+    public async Task Exec_and_attach_through_the_streaming_server_reach_the_container()
+    {
+        var (registry, d, _) = await StartAsync();
+        await using var _r = registry;
+        await using var _d = d;
+        var rt = d.Runtime;
+        var podConfig = Pod(d, "stream", NamespaceMode.Container);
+        var pod = (await rt.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var echo = Shell("echo", "while read line; do echo \"got $line\"; done; echo bye");
+        echo.Stdin = true;
+        echo.StdinOnce = true;
+        var id = await RunAsync(d, pod, podConfig, echo);
+
+        // Exec: the command runs in the container with the client's stdin, output and exit code.
+        var url = (await rt.ExecAsync(new ExecRequest { ContainerId = id[..12], Cmd = { "/bin/sh", "-c", "cat; echo err >&2; exit 3" }, Stdin = true, Stdout = true, Stderr = true })).Url;
+        var answer = await SpdyTestClient.UpgradeAsync(url, ["v4.channel.k8s.io"]);
+        Assert.Equal(101, answer.Status);
+        ExecResult exec;
+        await using (var client = answer.Client!)
+            exec = await ExecClient.RunAsync(client, stdin: true, stdout: true, stderr: true, input: "to cat\n");
+        Assert.Equal(("to cat\n", "err\n", (int?)3), (exec.Stdout, exec.Stderr, exec.ExitCode()));
+
+        // Attach: stdin reaches the main process; with stdin_once its end is the end of the container's.
+        url = (await rt.AttachAsync(new AttachRequest { ContainerId = id, Stdin = true, Stdout = true, Stderr = true })).Url;
+        answer = await SpdyTestClient.UpgradeAsync(url, ["v4.channel.k8s.io"]);
+        Assert.Equal(101, answer.Status);
+        await using (var client = answer.Client!)
+            exec = await ExecClient.RunAsync(client, stdin: true, stdout: true, stderr: true, input: "hello\n");
+        Assert.Equal("got hello\nbye\n", exec.Stdout);
+        var s = await ExitedAsync(d, id);
+        Assert.Equal((0, "Completed"), (s.ExitCode, s.Reason));
+
+        // Only a running container streams.
+        var created = (await rt.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Shell("idle", "true"), SandboxConfig = podConfig })).ContainerId;
+        foreach (var c in new[] { id, created })
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(() => rt.ExecAsync(new ExecRequest { ContainerId = c, Cmd = { "true" }, Stdout = true }).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+            e = await Assert.ThrowsAsync<RpcException>(() => rt.AttachAsync(new AttachRequest { ContainerId = c, Stdout = true }).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+        }
+        await rt.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod });
+        await rt.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+        Assert.Empty(Leftovers(d));
     }
 
     [Fact]
