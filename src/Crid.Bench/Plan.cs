@@ -15,12 +15,14 @@ internal sealed record Plan(
     int NetworkClients,
     int NetworkConcurrentLifecycles,
     int LoadLifecycles,
-    int IdleSeconds)
+    int IdleSeconds,
+    int Containers)
 {
     public static readonly Plan Full = new(
         Lifecycles: 200, Warmup: 10, Clients: [1, 4, 16], ConcurrentLifecycles: 200,
         LiveSandboxes: 1000, ListCalls: 50, FloorIterations: 200, Restarts: 3, Pulls: 10,
-        NetworkLifecycles: 50, NetworkClients: 8, NetworkConcurrentLifecycles: 80, LoadLifecycles: 10_000, IdleSeconds: 30);
+        NetworkLifecycles: 50, NetworkClients: 8, NetworkConcurrentLifecycles: 80, LoadLifecycles: 10_000, IdleSeconds: 30,
+        Containers: 30);
 
     public static readonly Plan Quick = new(
         Lifecycles: 20, Warmup: 3, Clients: [1, 4], ConcurrentLifecycles: 20,
@@ -28,7 +30,8 @@ internal sealed record Plan(
         NetworkLifecycles: 3, NetworkClients: 8, NetworkConcurrentLifecycles: 8, LoadLifecycles: 100,
         // The daemon trims in its first quiet 250 ms after growing (IdleMemory); 5 s leaves a loaded
         // machine's timers room.
-        IdleSeconds: 5);
+        IdleSeconds: 5,
+        Containers: 3);
 }
 
 internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json, string? LogLevel, string? DaemonLog)
