@@ -126,7 +126,7 @@ public class InfraProcessTests
     public void Missing_executable_is_an_error_and_leaves_nothing()
     {
         using var tmp = new TempNsDir();
-        var e = Assert.Throws<NamespaceException>(() => InfraProcess.Start(Sleep(tmp.Path, Guid.NewGuid().ToString("D")) with { Executable = "/nonexistent/pause" }));
+        var e = Assert.Throws<SyscallException>(() => InfraProcess.Start(Sleep(tmp.Path, Guid.NewGuid().ToString("D")) with { Executable = "/nonexistent/pause" }));
         Assert.Equal("ENOENT", e.ErrnoName);
         Assert.Empty(Directory.GetFiles(Path.Combine(tmp.Path, "pidns")));
     }
