@@ -155,6 +155,7 @@ public sealed partial class SandboxManager
             NetNsPath = pins.GetValueOrDefault("net"),
             IpcNsPath = pins.GetValueOrDefault("ipc"),
             UtsNsPath = pins.GetValueOrDefault("uts"),
+            UserNsPath = pins.GetValueOrDefault("user"),
         });
 
     /// <summary>
