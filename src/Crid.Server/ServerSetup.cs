@@ -3,10 +3,13 @@ using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
 using Crid.Images;
 using Crid.Server.Services;
+using Crid.Streaming;
 using Runtime.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 
 namespace Crid.Server;
 
@@ -20,6 +23,11 @@ public static class ServerSetup
         services.AddSingleton<NetworkStatus>();
         services.AddSingleton<SandboxManager>();
         services.AddImages(options);
+        // Until the container lifecycle registers its own, there are no containers to exec in.
+        services.TryAddSingleton<IContainerStreams, NoContainers>();
+        services.AddSingleton<IPodNetworks, SandboxNetworks>();
+        services.AddSingleton(sp => new StreamingServer(StreamingOptionsOf(options), sp.GetRequiredService<IContainerStreams>(),
+            sp.GetRequiredService<IPodNetworks>(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();
@@ -32,6 +40,13 @@ public static class ServerSetup
         services.AddStrictRequestParsing<CriImageService>(ImageService.BindService);
         return services;
     }
+
+    private static StreamingOptions StreamingOptionsOf(CridOptions options) => new()
+    {
+        Address = System.Net.IPAddress.Parse(options.StreamingAddress),
+        Port = options.StreamingPort,
+        IdleTimeout = TimeSpan.FromSeconds(options.StreamingIdleTimeoutSeconds),
+    };
 
     public static IEndpointRouteBuilder MapCriServices(this IEndpointRouteBuilder endpoints)
     {

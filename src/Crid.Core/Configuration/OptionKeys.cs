@@ -4,7 +4,7 @@ namespace Crid.Core.Configuration;
 /// Every configuration key, shared by the command line (<c>--key</c>) and the YAML file (<c>key:</c>),
 /// so the two can never drift apart and <c>--help</c> lists exactly what is accepted.
 /// </summary>
-internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber, Registries, OptionalPath }
+internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber, Registries, OptionalPath, IpAddress, Port }
 
 internal sealed record OptionKey(string Name, OptionKind Kind, string Help, Func<CridOptions, string> Show, Func<CridOptions, object, CridOptions> Apply);
 
@@ -42,6 +42,12 @@ internal static class OptionKeys
             o => o.RegistryCredentials, (o, v) => o with { RegistryCredentials = (string)v }),
         new("pull-idle-timeout", OptionKind.PositiveNumber, "seconds a registry may send nothing before the pull fails",
             o => o.PullIdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { PullIdleTimeoutSeconds = (double)v }),
+        new("streaming-address", OptionKind.IpAddress, "IP address the streaming server (exec, attach, port-forward) listens on",
+            o => o.StreamingAddress, (o, v) => o with { StreamingAddress = (string)v }),
+        new("streaming-port", OptionKind.Port, "TCP port of the streaming server; 0 picks a free one",
+            o => o.StreamingPort.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { StreamingPort = (int)v }),
+        new("streaming-idle-timeout", OptionKind.PositiveNumber, "seconds a streaming connection may stay silent before it is closed",
+            o => o.StreamingIdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { StreamingIdleTimeoutSeconds = (double)v }),
     ];
 
     public static OptionKey? Find(string name) => Array.Find(All, k => k.Name == name);
