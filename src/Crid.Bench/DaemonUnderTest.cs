@@ -33,6 +33,14 @@ internal sealed class DaemonUnderTest : IDisposable
     public string Socket => Path.Combine(Dir, "run", "crid.sock");
     public string StateDir => Path.Combine(Dir, "state");
     public string NamespacesDir => Path.Combine(Dir, "ns");
+
+    /// <summary>
+    /// The containers' runtime folder, apart from <see cref="Dir"/> (attach socket paths must fit in
+    /// 108 bytes), and their cgroup parent: both named with a random part, never the host's.
+    /// </summary>
+    public string RuntimeRoot { get; } = "/tmp/crb-" + Guid.NewGuid().ToString("N")[..8];
+
+    public string CgroupParent { get; } = "/crid-bench-" + Guid.NewGuid().ToString("N")[..8];
     private string ConfigPath => Path.Combine(Dir, "empty.yaml");
 
     public int Pid => _process?.Id ?? throw new InvalidOperationException("the daemon is not running");
@@ -54,7 +62,8 @@ internal sealed class DaemonUnderTest : IDisposable
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "--listen", Socket, "--state-dir", StateDir, "--namespaces-dir", NamespacesDir, "--config", ConfigPath })
+        foreach (var a in new[] { "--listen", Socket, "--state-dir", StateDir, "--namespaces-dir", NamespacesDir, "--config", ConfigPath,
+            "--runtime-root", RuntimeRoot, "--default-cgroup-parent", CgroupParent })
             info.ArgumentList.Add(a);
         if (_logLevel is not null)
         {
@@ -131,7 +140,10 @@ internal sealed class DaemonUnderTest : IDisposable
         }
     }
 
-    /// <summary>Kills a daemon still running (a failed run); the folder is the caller's to clean.</summary>
+    /// <summary>
+    /// Kills a daemon still running (a failed run); the folder is the caller's to clean. The runtime
+    /// folder and the cgroup parent go when empty (the containers were removed).
+    /// </summary>
     public void Dispose()
     {
         if (_process is { HasExited: false } p)
@@ -140,6 +152,13 @@ internal sealed class DaemonUnderTest : IDisposable
             p.WaitForExit();
         }
         _process?.Dispose();
+        try { Directory.Delete(RuntimeRoot, recursive: true); }
+        catch (IOException) { }
+        foreach (var controller in Directory.Exists("/sys/fs/cgroup") ? Directory.EnumerateDirectories("/sys/fs/cgroup") : [])
+        {
+            try { Directory.Delete(controller + CgroupParent); }
+            catch (IOException) { }
+        }
     }
 
     // DllImport, not LibraryImport: the generator would need unsafe code, which stays in Crid.Linux.

@@ -1,6 +1,9 @@
 using Crid.Core.Configuration;
+using Crid.Core.Containers;
+using Crid.Core.Images;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
+using Crid.Runtime;
 using Crid.Images;
 using Crid.Server.Services;
 using Crid.Streaming;
@@ -23,8 +26,10 @@ public static class ServerSetup
         services.AddSingleton<NetworkStatus>();
         services.AddSingleton<SandboxManager>();
         services.AddImages(options);
-        // Until the container lifecycle registers its own, there are no containers to exec in.
-        services.TryAddSingleton<IContainerStreams, NoContainers>();
+        services.AddSingleton(sp => Runtimes(options, sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton<ContainerManager>();
+        // A test may register its own first.
+        services.TryAddSingleton<IContainerStreams, ContainerStreams>();
         services.AddSingleton<IPodNetworks, SandboxNetworks>();
         services.AddSingleton(sp => new StreamingServer(StreamingOptionsOf(options), sp.GetRequiredService<IContainerStreams>(),
             sp.GetRequiredService<IPodNetworks>(), sp.GetRequiredService<ILoggerFactory>()));
@@ -39,6 +44,26 @@ public static class ServerSetup
         services.AddStrictRequestParsing<CriRuntimeService>(RuntimeService.BindService);
         services.AddStrictRequestParsing<CriImageService>(ImageService.BindService);
         return services;
+    }
+
+    /// <summary>
+    /// One conmon + runc driver per runtime handler, each over its own folder of the runtime root
+    /// (its exit watcher reports every exit file there, so handlers never share one).
+    /// </summary>
+    private static ContainerRuntimes Runtimes(CridOptions options, ILoggerFactory logs) =>
+        new(options.Handlers().ToDictionary(h => h.Name, h => (IContainerRuntime)new ConmonRuntime(RuntimeOptionsOf(options, h), logs.CreateLogger<ConmonRuntime>())));
+
+    public static RuntimeOptions RuntimeOptionsOf(CridOptions options, ConfiguredHandler handler)
+    {
+        var dir = Path.Combine(options.RuntimeRoot, handler.StateFolderName);
+        return new RuntimeOptions
+        {
+            ConmonPath = options.ConmonPath,
+            RuntimePath = handler.RuntimePath,
+            StateDir = dir,
+            RuntimeRoot = Path.Combine(dir, "runc"),
+            MonitorLogLevel = options.LogLevel switch { "trace" => "trace", "debug" => "debug", "warning" => "warn", "error" or "critical" or "none" => "error", _ => "info" },
+        };
     }
 
     private static StreamingOptions StreamingOptionsOf(CridOptions options) => new()

@@ -37,7 +37,8 @@ public sealed class DaemonTests
         Assert.Equal(d.Socket, config.RootElement.GetProperty("listen").GetString());
         // Every key is a key of the YAML file, and nothing else but the file itself.
         var keys = config.RootElement.EnumerateObject().Select(p => p.Name).ToList();
-        Assert.Equal(["config", "listen", "state-dir", "namespaces-dir", "log-level", "socket-group", "runtime-handlers", "cni-conf-dir", "cni-bin-dir", "cni-timeout", "registries", "registry-credentials", "pull-idle-timeout",
+        Assert.Equal(["config", "listen", "state-dir", "namespaces-dir", "log-level", "socket-group", "runtime-handlers", "cni-conf-dir", "cni-bin-dir", "cni-timeout",
+            "runtime-path", "runtime-root", "conmon-path", "default-cgroup-parent", "pids-limit", "registries", "registry-credentials", "pull-idle-timeout",
             "streaming-address", "streaming-port", "streaming-idle-timeout"], keys);
         Assert.Equal(JsonValueKind.Array, config.RootElement.GetProperty("runtime-handlers").ValueKind);
         Assert.Equal(60, config.RootElement.GetProperty("cni-timeout").GetDouble());
@@ -158,7 +159,8 @@ public sealed class DaemonTests
             var config = Path.Combine(dir, "empty.yaml");
             await File.WriteAllTextAsync(config, "");
             var (code, output) = await RunDaemonAsync("--config", config, "--listen", Path.Combine(dir, "run", "s.sock"),
-                "--state-dir", Path.Combine(dir, "state", "deep"), "--namespaces-dir", Path.Combine(dir, "ns"), "--socket-group", "no-such-group-crid");
+                "--state-dir", Path.Combine(dir, "state", "deep"), "--namespaces-dir", Path.Combine(dir, "ns"), "--socket-group", "no-such-group-crid",
+                "--runtime-root", DaemonProcess.ShortRuntimeRoot());
             Assert.Equal(1, code);
             Assert.Contains("socket-group \"no-such-group-crid\" is not a group of this host", output);
             Assert.Equal(["empty.yaml"], Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName));
@@ -206,7 +208,7 @@ public sealed class DaemonTests
         try
         {
             var (code, output) = await RunDaemonAsync("--listen", d.Socket, "--state-dir", Path.Combine(other, "state"),
-                "--namespaces-dir", Path.Combine(other, "ns"), "--config", Path.Combine(d.Dir, "empty.yaml"));
+                "--namespaces-dir", Path.Combine(other, "ns"), "--config", Path.Combine(d.Dir, "empty.yaml"), "--runtime-root", DaemonProcess.ShortRuntimeRoot());
             Assert.NotEqual(0, code);
             Assert.Contains("another daemon is answering on " + d.Socket, output);
             // The first one is untouched.

@@ -21,6 +21,7 @@ internal sealed partial class CriRuntimeService
             // Names held by live sandboxes or by a Run in flight: a failed Run must release its name,
             // and this is where an operator (or a test) can see that it did.
             response.Info["reservedNames"] = JsonSerializer.Serialize(new Dictionary<string, string>(sandboxes.ReservedNames()), ServerJson.Default.DictionaryStringString);
+            response.Info["reservedContainerNames"] = JsonSerializer.Serialize(new Dictionary<string, string>(containers.ReservedNames()), ServerJson.Default.DictionaryStringString);
         }
         return Task.FromResult(response);
     }
@@ -46,12 +47,18 @@ internal sealed partial class CriRuntimeService
             if (!Directory.Exists(dir))
                 return new RuntimeCondition { Type = "RuntimeReady", Status = false, Reason = "DirectoryMissing", Message = $"{dir} does not exist" };
         }
+        // Without its monitor or its OCI runtime no container can run: kubelet must not send pods here.
+        foreach (var binary in options.Handlers().Select(h => h.RuntimePath).Append(options.ConmonPath).Distinct())
+        {
+            if (!File.Exists(binary))
+                return new RuntimeCondition { Type = "RuntimeReady", Status = false, Reason = "RuntimeMissing", Message = $"{binary} does not exist" };
+        }
         return new RuntimeCondition
         {
             Type = "RuntimeReady",
             Status = true,
             Reason = "RuntimeIsReady",
-            Message = $"crid {RuntimeInfo.ProductVersion} pins pod namespaces under {options.NamespacesDir}",
+            Message = $"crid {RuntimeInfo.ProductVersion} pins pod namespaces under {options.NamespacesDir} and runs containers with {options.RuntimePath}",
         };
     }
 }
