@@ -1,4 +1,5 @@
 using Crid.Core.Configuration;
+using Crid.Core.Events;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
 using Crid.Server.Services;
@@ -18,6 +19,9 @@ public static class ServerSetup
         services.AddSingleton<PodNetwork>();
         services.AddSingleton<NetworkStatus>();
         services.AddSingleton<SandboxManager>();
+        // Read once: the cgroup mounts do not change under a running daemon (runc reads them the same way).
+        services.AddSingleton(_ => Crid.Core.Stats.CgroupLayout.FromHost());
+        services.AddSingleton<ContainerEventBus>(_ => new ContainerEventBus());
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();

@@ -1,5 +1,7 @@
 using Crid.Core.Configuration;
+using Crid.Core.Events;
 using Crid.Core.Sandboxes;
+using Crid.Core.Stats;
 using Runtime.V1;
 
 namespace Crid.Server.Services;
@@ -8,7 +10,8 @@ namespace Crid.Server.Services;
 /// CRI RuntimeService. Thin: each RPC lives in its own partial file, checks the request, calls the
 /// domain and maps the result back. RPCs not overridden answer Unimplemented (the generated base).
 /// </summary>
-internal sealed partial class CriRuntimeService(CridOptions options, NetworkStatus network, SandboxManager sandboxes)
+internal sealed partial class CriRuntimeService(CridOptions options, NetworkStatus network, SandboxManager sandboxes,
+    CgroupLayout cgroups, ContainerEventBus events)
     : RuntimeService.RuntimeServiceBase
 {
 }
