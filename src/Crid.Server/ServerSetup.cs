@@ -7,6 +7,7 @@ using Runtime.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Crid.Server;
 
@@ -21,7 +22,15 @@ public static class ServerSetup
         services.AddSingleton<SandboxManager>();
         // Read once: the cgroup mounts do not change under a running daemon (runc reads them the same way).
         services.AddSingleton(_ => Crid.Core.Stats.CgroupLayout.FromHost());
-        services.AddSingleton<ContainerEventBus>(_ => new ContainerEventBus());
+        services.AddSingleton(sp =>
+        {
+            var bus = new ContainerEventBus();
+            // Open event streams end when the daemon stops, instead of holding its shutdown up.
+            sp.GetService<IHostApplicationLifetime>()?.ApplicationStopping.Register(bus.Close);
+            return bus;
+        });
+        services.AddSingleton<IPodSnapshots, PodSnapshots>();
+        services.AddSingleton<ContainerEvents>();
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();

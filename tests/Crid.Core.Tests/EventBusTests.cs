@@ -162,18 +162,18 @@ public sealed class EventBusTests
         var snapshots = new Snapshots();
         var events = new ContainerEvents(new ContainerEventBus(), snapshots, () => 1234);
         // Nobody listens: no snapshot is built.
-        events.Publish(ContainerEventType.ContainerStartedEvent, "c1", "p1");
+        events.Created("c0", "p1");
         Assert.Equal(0, snapshots.Calls);
         Assert.Null(events.SnapshotBeforeRemoval("p1"));
 
         using var s = events.Bus.Subscribe();
-        events.Publish(ContainerEventType.ContainerStartedEvent, "c1", "p1");
+        events.Created("c1", "p1");
         var before = events.SnapshotBeforeRemoval("p1");
-        events.Publish(ContainerEventType.ContainerDeletedEvent, "p1", "gone", before);
-        events.Publish(ContainerEventType.ContainerDeletedEvent, "c9", "gone");
+        events.Deleted("p1", "gone", before);
+        events.Deleted("c9", "gone", null);
         var got = await Take(s, 3);
 
-        Assert.Equal(ContainerEventType.ContainerStartedEvent, got[0].ContainerEventType);
+        Assert.Equal(ContainerEventType.ContainerCreatedEvent, got[0].ContainerEventType);
         Assert.Equal("c1", got[0].ContainerId);
         Assert.Equal(1234, got[0].CreatedAt);
         Assert.Equal("p1", got[0].PodSandboxStatus.Id);
@@ -185,5 +185,73 @@ public sealed class EventBusTests
         // Without one, the pod is unknown: no status, as the CRI message allows.
         Assert.Null(got[2].PodSandboxStatus);
         Assert.Empty(got[2].ContainersStatuses);
+    }
+
+    private static async Task<List<(string Id, ContainerEventType Type)>> Steps(EventSubscription s, int count) =>
+        (await Take(s, count)).Select(e => (e.ContainerId, e.ContainerEventType)).ToList();
+
+    [Fact]
+    public async Task Each_step_of_an_objects_life_is_sent_once_and_in_order_whoever_reports_it()
+    {
+        var events = new ContainerEvents(new ContainerEventBus(), new Snapshots());
+        using var s = events.Bus.Subscribe();
+        events.Created("c1", "p1");
+        events.Created("c1", "p1");
+        events.Starting("c1");
+        // The process ended before its start was reported: the stop waits for the start.
+        events.Stopped("c1", "p1");
+        events.Started("c1", "p1");
+        events.Stopped("c1", "p1");
+        events.Deleted("c1", "p1", null);
+        // A start that failed: created, then stopped, never started.
+        events.Created("c2", "p1");
+        events.Starting("c2");
+        events.StartFailed("c2", "p1");
+        events.Started("c2", "p1");
+        // Stopped twice (StopPodSandbox after the infra process died): once.
+        events.Stopped("p1", "p1");
+        events.Stopped("p1", "p1");
+        events.Deleted("p1", "p1", null);
+        Assert.Equal(
+        [
+            ("c1", ContainerEventType.ContainerCreatedEvent),
+            ("c1", ContainerEventType.ContainerStartedEvent),
+            ("c1", ContainerEventType.ContainerStoppedEvent),
+            ("c1", ContainerEventType.ContainerDeletedEvent),
+            ("c2", ContainerEventType.ContainerCreatedEvent),
+            ("c2", ContainerEventType.ContainerStoppedEvent),
+            ("p1", ContainerEventType.ContainerStoppedEvent),
+            ("p1", ContainerEventType.ContainerDeletedEvent),
+        ], await Steps(s, 8));
+        Assert.Equal(0, s.Pending);
+        // Only c2 is still followed: it was never deleted.
+        Assert.Equal(1, events.Tracked);
+    }
+
+    [Fact]
+    public async Task Steps_reported_from_racing_threads_still_come_in_life_order()
+    {
+        var events = new ContainerEvents(new ContainerEventBus(queueCapacity: 100_000), new Snapshots());
+        using var s = events.Bus.Subscribe();
+        for (var i = 0; i < 200; i++)
+        {
+            var id = $"c{i}";
+            events.Created(id, "p1");
+            events.Starting(id);
+            // The exit watcher and the start race.
+            var exit = Task.Run(() => events.Stopped(id, "p1"));
+            var start = Task.Run(() => events.Started(id, "p1"));
+            await Task.WhenAll(exit, start);
+            events.Deleted(id, "p1", null);
+        }
+        var got = await Steps(s, 800);
+        for (var i = 0; i < 200; i++)
+        {
+            Assert.Equal(
+            [
+                ContainerEventType.ContainerCreatedEvent, ContainerEventType.ContainerStartedEvent,
+                ContainerEventType.ContainerStoppedEvent, ContainerEventType.ContainerDeletedEvent,
+            ], got.Skip(i * 4).Take(4).Select(e => e.Type));
+        }
     }
 }

@@ -63,7 +63,14 @@ public sealed class ContainerEventBus
     {
         var subscription = new EventSubscription(this, QueueCapacity);
         lock (_lock)
-            _subscribers.Add(subscription);
+        {
+            if (!_closed)
+            {
+                _subscribers.Add(subscription);
+                return subscription;
+            }
+        }
+        subscription.End();
         return subscription;
     }
 
@@ -99,6 +106,25 @@ public sealed class ContainerEventBus
             s.CutOff();
         }
     }
+
+    /// <summary>
+    /// Ends every subscription (the daemon is stopping): each reader gets what was queued, then its
+    /// enumeration ends, so a stream never holds the shutdown up. Later subscribers are ended at once.
+    /// </summary>
+    public void Close()
+    {
+        EventSubscription[] all;
+        lock (_lock)
+        {
+            _closed = true;
+            all = [.. _subscribers];
+            _subscribers.Clear();
+        }
+        foreach (var s in all)
+            s.End();
+    }
+
+    private bool _closed;
 
     internal void Remove(EventSubscription s)
     {
@@ -156,6 +182,8 @@ public sealed class EventSubscription : IDisposable
 
     /// <summary>False when the queue is full (called under the bus's lock, so never concurrently with itself).</summary>
     internal bool Offer(ContainerEventResponse e) => _queue.Writer.TryWrite(e);
+
+    internal void End() => _queue.Writer.TryComplete();
 
     internal void CutOff()
     {
