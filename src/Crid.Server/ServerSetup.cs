@@ -2,6 +2,7 @@ using Crid.Core.Configuration;
 using Crid.Core.Events;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
+using Crid.Core.Stats;
 using Crid.Server.Services;
 using Runtime.V1;
 using Microsoft.AspNetCore.Builder;
@@ -21,7 +22,9 @@ public static class ServerSetup
         services.AddSingleton<NetworkStatus>();
         services.AddSingleton<SandboxManager>();
         // Read once: the cgroup mounts do not change under a running daemon (runc reads them the same way).
-        services.AddSingleton(_ => Crid.Core.Stats.CgroupLayout.FromHost());
+        services.AddSingleton(_ => new StatsCollector(CgroupLayout.FromHost(), new CgroupStatsReader(), new CpuRates(),
+            // A layer's walk is reused for 10 s: kubelet asks every 10 to 15 s, crictl twice a second apart.
+            new WritableLayerStats(TimeSpan.FromSeconds(10)), new NetworkStatsReader()));
         services.AddSingleton(sp =>
         {
             var bus = new ContainerEventBus();

@@ -68,8 +68,6 @@ public static class CriStats
     /// </summary>
     public static CgroupSample Sum(IReadOnlyCollection<CgroupSample> parts, long now)
     {
-        if (parts.Count == 0)
-            return new CgroupSample(null, null, null);
         var cpus = parts.Select(p => p.Cpu).OfType<CpuSample>().ToList();
         var memories = parts.Select(p => p.Memory).OfType<MemorySample>().ToList();
         var processes = parts.Select(p => p.Processes).OfType<ProcessSample>().ToList();

@@ -25,7 +25,7 @@ internal sealed partial class CriRuntimeService
             // and this is where an operator (or a test) can see that it did.
             response.Info["reservedNames"] = JsonSerializer.Serialize(new Dictionary<string, string>(sandboxes.ReservedNames()), ServerJson.Default.DictionaryStringString);
             response.Info["cni"] = StatusInfo.Network(sandboxes.Network, new(networkCondition.Status, networkCondition.Reason, networkCondition.Message));
-            response.Info["cgroups"] = StatusInfo.Cgroups(cgroups);
+            response.Info["cgroups"] = StatusInfo.Cgroups(stats.Layout);
             response.Info["events"] = StatusInfo.Events(events);
         }
         return Task.FromResult(response);

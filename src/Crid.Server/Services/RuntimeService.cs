@@ -11,7 +11,7 @@ namespace Crid.Server.Services;
 /// domain and maps the result back. RPCs not overridden answer Unimplemented (the generated base).
 /// </summary>
 internal sealed partial class CriRuntimeService(CridOptions options, NetworkStatus network, SandboxManager sandboxes,
-    CgroupLayout cgroups, ContainerEventBus events)
+    StatsCollector stats, ContainerEventBus events)
     : RuntimeService.RuntimeServiceBase
 {
 }
