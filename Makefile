@@ -5,10 +5,11 @@ CONFIGURATION ?= Release
 OUT := out
 PREFIX ?= /usr/local
 # Packages the integration tests use: a real OCI runtime and conmon (each container's monitor),
-# a static busybox for test rootfs, CNI plugins, and the iproute2/util-linux tools tests inspect
-# namespaces with.
-TEST_DEBS := runc conmon busybox-static iproute2 containernetworking-plugins util-linux
-TEST_TOOLS := runc conmon busybox ip nsenter findmnt
+# a static busybox for test rootfs, CNI plugins, the iproute2/util-linux tools tests inspect
+# namespaces with, and for the image tests a plain-HTTP registry on 127.0.0.1 (docker-registry)
+# and skopeo to push test images to it.
+TEST_DEBS := runc conmon busybox-static iproute2 containernetworking-plugins util-linux docker-registry skopeo
+TEST_TOOLS := runc conmon busybox ip nsenter findmnt docker-registry skopeo
 
 # NativeAOT by default: a third of the JIT build's memory and start-up (docs/benchmark.md).
 # `make build AOT=false` publishes the framework-dependent JIT apphost instead.

@@ -30,6 +30,7 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         foreach (var clients in plan.Clients)
             await ConcurrentAsync(clients);
         await ScaleAndRecoveryAsync();
+        await PullsAsync();
         await StartupEmptyAsync();
         _report.Figures["rss_peak_mib"] = _peakKiB / 1024.0;
         await daemon.StopAsync();
@@ -74,6 +75,15 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         var files = SandboxFiles.Measure(Path.Combine(floorDir, "files"), plan.FloorIterations / 2, progress);
         _report.Figures["files_atomic_p50_ms"] = files.Atomic.P50;
         _report.Figures["files_fsync_p50_ms"] = files.Durable.P50;
+    }
+
+    private async Task PullsAsync()
+    {
+        var (pull, floor) = await ImagePulls.MeasureAsync(daemon, Path.Combine(floorDir, "pulls"), plan.Pulls, warmup: 1, progress, ct);
+        _report.Figures["pull_busybox_p50_ms"] = pull.P50;
+        _report.Figures["floor_skopeo_tar_p50_ms"] = floor.P50;
+        _report.Figures["ratio_pull_to_skopeo_tar"] = pull.P50 / floor.P50;
+        SamplePeak();
     }
 
     private async Task ExecAsync()

@@ -57,11 +57,14 @@ internal sealed class Report
         Row("in-process SandboxManager.Run (bench JIT)", Ms("inprocess_run_p50_ms"), "", "");
         Row("in-process SandboxManager.Stop (bench JIT)", Ms("inprocess_stop_p50_ms"), "", "");
         Row("in-process SandboxManager.Remove (bench JIT)", Ms("inprocess_remove_p50_ms"), "", "");
+        Row("PullImage busybox (127.0.0.1 docker-registry)", Ms("pull_busybox_p50_ms"), "", "");
+        Row("floor: skopeo copy to dir + tar -xzf", Ms("floor_skopeo_tar_p50_ms"), "", "");
         Row("sandbox files: temp + rename", Ms("files_atomic_p50_ms"), "", "");
         Row("sandbox files: temp + fsync + rename + dir fsync", Ms("files_fsync_p50_ms"), "", "");
         Row("ExecSync of true, driver in-process (bench JIT)", Ms("execsync_p50_ms"), Ms("execsync_p90_ms"), "");
         Row("floor: runc exec of true", Ms("floor_runc_exec_p50_ms"), "", "");
         Row("ratio RunPodSandbox / floor create", Ms("ratio_run_to_floor_create"), "", "");
+        Row("ratio PullImage / (skopeo copy + tar)", Ms("ratio_pull_to_skopeo_tar"), "", "");
         Row("ratio StopPodSandbox / floor remove", Ms("ratio_stop_to_floor_remove"), "", "");
         Row("ratio ExecSync / runc exec", Ms("ratio_execsync_to_runc_exec"), "", "");
         foreach (var key in f.Keys.Where(k => k.StartsWith('c') && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))

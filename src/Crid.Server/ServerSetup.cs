@@ -3,6 +3,7 @@ using Crid.Core.Events;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
 using Crid.Core.Stats;
+using Crid.Images;
 using Crid.Server.Services;
 using Runtime.V1;
 using Microsoft.AspNetCore.Builder;
@@ -34,6 +35,7 @@ public static class ServerSetup
         });
         services.AddSingleton<IPodSnapshots, PodSnapshots>();
         services.AddSingleton<ContainerEvents>();
+        services.AddImages(options);
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();

@@ -73,6 +73,8 @@ internal static class Daemon
             {
                 // Before the socket answers: a restarted daemon knows every pod before anyone asks.
                 await app.Services.GetRequiredService<SandboxManager>().RecoverAsync();
+                // Removes what a pull or import cut short by a crash left behind, before any new pull.
+                app.Services.GetRequiredService<Crid.Images.Store.ImageStore>().Recover();
                 await app.StartAsync();
                 SocketPermissions.Apply(options);
             }

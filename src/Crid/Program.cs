@@ -9,6 +9,8 @@ internal static class Program
         // The pod's infra process: the daemon's own binary, exec'd as PID 1 of the pod's pid namespace.
         if (args is ["pause"])
             return Crid.Linux.InfraProcess.RunPause();
+        if (args is ["import", ..])
+            return ImportCommand.Run(args[1..]);
         if (args.Contains("--version"))
         {
             await Console.Out.WriteLineAsync($"crid {Daemon.RuntimeInfoText()}");

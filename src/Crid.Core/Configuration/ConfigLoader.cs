@@ -59,6 +59,29 @@ public static class ConfigLoader
                             w.WriteStringValue(item);
                         w.WriteEndArray();
                         break;
+                    case OptionKind.Registries:
+                        // JSON is YAML: the list reads back as the file's own shape.
+                        w.WriteStartArray(key.Name);
+                        foreach (var r in options.Registries)
+                        {
+                            w.WriteStartObject();
+                            w.WriteString("prefix", r.Prefix);
+                            if (r.Location is not null)
+                                w.WriteString("location", r.Location);
+                            w.WriteBoolean("insecure", r.Insecure);
+                            w.WriteStartArray("mirrors");
+                            foreach (var m in r.Mirrors)
+                            {
+                                w.WriteStartObject();
+                                w.WriteString("location", m.Location);
+                                w.WriteBoolean("insecure", m.Insecure);
+                                w.WriteEndObject();
+                            }
+                            w.WriteEndArray();
+                            w.WriteEndObject();
+                        }
+                        w.WriteEndArray();
+                        break;
                     case OptionKind.PositiveNumber:
                         w.WriteNumber(key.Name, double.Parse(key.Show(options), System.Globalization.CultureInfo.InvariantCulture));
                         break;
@@ -94,11 +117,12 @@ public static class ConfigLoader
 
     private static string Placeholder(OptionKind kind) => kind switch
     {
-        OptionKind.Path => "PATH",
+        OptionKind.Path or OptionKind.OptionalPath => "PATH",
         OptionKind.LogLevel => "LEVEL",
         OptionKind.StringList => "A,B",
         OptionKind.PathList => "DIR,DIR",
         OptionKind.PositiveNumber => "SECONDS",
+        OptionKind.Registries => "(file)",
         _ => "VALUE",
     };
 
@@ -134,6 +158,8 @@ public static class ConfigLoader
                     throw new ConfigException($"--{name}: a value is required");
                 value = args[++i];
             }
+            if (key is { Kind: OptionKind.Registries })
+                throw new ConfigException($"--{name}: a structured list, given in the config file only (see README)");
             if (key is null)
                 config = value;
             else
@@ -178,6 +204,13 @@ public static class ConfigLoader
             if (!seen.Add(name))
                 throw new ConfigException($"{file}:{line}: key \"{name}\": given twice");
             object raw;
+            if (key.Kind == OptionKind.Registries)
+            {
+                var entries = RegistryConfig.Parse(valueNode,
+                    (node, problem) => new ConfigException($"{file}:{node.Start.Line}: key \"{name}\": {problem}"));
+                options = key.Apply(options, entries);
+                continue;
+            }
             if (key.Kind is OptionKind.PathList or OptionKind.StringList && valueNode is YamlScalarNode one)
             {
                 // A list may be written as one string, comma-separated, as on the command line.
@@ -205,7 +238,10 @@ public static class ConfigLoader
     {
         switch (key.Kind)
         {
-            case OptionKind.Path:
+            case OptionKind.OptionalPath when ((string)raw).Length == 0:
+                // Empty: none (the default), as `crictl info` shows it.
+                return "";
+            case OptionKind.Path or OptionKind.OptionalPath:
                 var path = (string)raw;
                 if (path.Length == 0 || !Path.IsPathFullyQualified(path))
                     throw new ConfigException(where($"\"{path}\" is not an absolute path"));

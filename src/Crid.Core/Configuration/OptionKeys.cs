@@ -4,7 +4,7 @@ namespace Crid.Core.Configuration;
 /// Every configuration key, shared by the command line (<c>--key</c>) and the YAML file (<c>key:</c>),
 /// so the two can never drift apart and <c>--help</c> lists exactly what is accepted.
 /// </summary>
-internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber }
+internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber, Registries, OptionalPath }
 
 internal sealed record OptionKey(string Name, OptionKind Kind, string Help, Func<CridOptions, string> Show, Func<CridOptions, object, CridOptions> Apply);
 
@@ -35,6 +35,13 @@ internal static class OptionKeys
             o => string.Join(",", o.CniBinDirs), (o, v) => o with { CniBinDirs = (IReadOnlyList<string>)v }),
         new("cni-timeout", OptionKind.PositiveNumber, "seconds a CNI plugin may run before it is killed and the call fails",
             o => o.CniTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { CniTimeoutSeconds = (double)v }),
+        new("registries", OptionKind.Registries, "registry remaps, mirrors and plain-HTTP registries: a list of {prefix, location, insecure, mirrors}; config file only",
+            o => o.Registries.Count == 0 ? "" : string.Join(",", o.Registries.Select(r => r.Location is null ? r.Prefix : $"{r.Prefix}={r.Location}")),
+            (o, v) => o with { Registries = (IReadOnlyList<RegistryEntry>)v }),
+        new("registry-credentials", OptionKind.OptionalPath, "Docker-style JSON file ({\"auths\": {host: {auth}}}) of default registry credentials",
+            o => o.RegistryCredentials, (o, v) => o with { RegistryCredentials = (string)v }),
+        new("pull-idle-timeout", OptionKind.PositiveNumber, "seconds a registry may send nothing before the pull fails",
+            o => o.PullIdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { PullIdleTimeoutSeconds = (double)v }),
     ];
 
     public static OptionKey? Find(string name) => Array.Find(All, k => k.Name == name);

@@ -1,0 +1,109 @@
+using System.Text.Json;
+using Crid.Core.Errors;
+using Crid.Core.Images;
+using Crid.Images.Registry;
+
+namespace Crid.Images.Store;
+
+/// <summary>The container lifecycle's view of the store (<see cref="IContainerImages"/>).</summary>
+public sealed partial class ImageStore : IContainerImages
+{
+    public ContainerImage? Find(string reference)
+    {
+        var image = Lookup(reference);
+        return image is null ? null : ToContainerImage(image);
+    }
+
+    public ContainerImage ToContainerImage(StoredImage image) => new()
+    {
+        Id = image.Id,
+        RepoTags = image.RepoTags,
+        RepoDigests = image.RepoDigests,
+        Config = ConfigOf(image)?.Runtime ?? new ImageRuntimeConfig(),
+    };
+
+    /// <summary>The image's parsed config, or null when its blob is unreadable (logged).</summary>
+    public ImageConfig? ConfigOf(StoredImage image)
+    {
+        var bytes = ReadBlob(image.Id);
+        if (bytes is null)
+            return null;
+        try
+        {
+            return ImageConfig.Parse(bytes);
+        }
+        catch (ManifestException)
+        {
+            return null;
+        }
+    }
+
+    public IReadOnlyList<string> Retain(string containerId, string imageId)
+    {
+        CheckContainerId(containerId);
+        IReadOnlyList<string>? layers = null;
+        Mutate(index =>
+        {
+            var path = HoldPath(containerId);
+            if (File.Exists(path))
+            {
+                var existing = JsonSerializer.Deserialize(File.ReadAllBytes(path), StoreJson.Default.HoldRecord);
+                if (existing is not null && existing.Layers.All(c => index.Layers.Any(l => l.ChainId == c)))
+                {
+                    layers = existing.Layers;
+                    return index;
+                }
+            }
+            var id = imageId.StartsWith("sha256:", StringComparison.Ordinal) ? imageId : "sha256:" + imageId;
+            var image = index.Images.FirstOrDefault(i => i.Id == id)
+                ?? throw new NotFoundException($"image {imageId} is not present");
+            StoreFiles.WriteAtomic(path, JsonSerializer.SerializeToUtf8Bytes(new HoldRecord { ImageId = image.Id, Layers = image.Layers }, StoreJson.Default.HoldRecord), TmpDir);
+            layers = image.Layers;
+            return index;
+        });
+        var byChain = Current.Layers.ToDictionary(l => l.ChainId);
+        // overlayfs lowerdir order: the top-most layer first.
+        return layers!.Reverse().Select(c => SnapshotPath(byChain[c].Snapshot)).ToArray();
+    }
+
+    public void Release(string containerId)
+    {
+        CheckContainerId(containerId);
+        if (!File.Exists(HoldPath(containerId)))
+            return;
+        Mutate(index =>
+        {
+            File.Delete(HoldPath(containerId));
+            _collectAfterMutate = true;
+            return index;
+        });
+    }
+
+    public void ReleaseAllExcept(IReadOnlySet<string> liveContainerIds)
+    {
+        Mutate(index =>
+        {
+            foreach (var (containerId, _) in ReadHolds().ToList())
+            {
+                if (!liveContainerIds.Contains(containerId))
+                {
+                    File.Delete(HoldPath(containerId));
+                    _collectAfterMutate = true;
+                }
+            }
+            return index;
+        });
+    }
+
+    /// <summary>The containers that hold layers, and the image each was created from.</summary>
+    public IReadOnlyDictionary<string, string> Holds() => ReadHolds().ToDictionary(h => h.ContainerId, h => h.Record.ImageId);
+
+    private string HoldPath(string containerId) => Path.Combine(HoldsDir, containerId + ".json");
+
+    private static void CheckContainerId(string containerId)
+    {
+        if (containerId.Length is 0 or > 128 || containerId[0] == '.'
+            || !containerId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            throw new InvalidArgumentException("container_id", $"\"{containerId}\" is not a container id");
+    }
+}
