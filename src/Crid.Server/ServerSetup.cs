@@ -1,15 +1,20 @@
 using Crid.Core.Configuration;
+using Crid.Core.Containers;
 using Crid.Core.Events;
+using Crid.Core.Images;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
 using Crid.Core.Stats;
 using Crid.Images;
+using Crid.Runtime;
 using Crid.Server.Services;
 using Runtime.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace Crid.Server;
 
@@ -36,6 +41,9 @@ public static class ServerSetup
         services.AddSingleton<IPodSnapshots, PodSnapshots>();
         services.AddSingleton<ContainerEvents>();
         services.AddImages(options);
+        services.AddSingleton(sp => Runtimes(options, sp.GetRequiredService<ILoggerFactory>()));
+        services.TryAddSingleton<IContainerImages, NoImageStore>();
+        services.AddSingleton<ContainerManager>();
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();
@@ -47,6 +55,26 @@ public static class ServerSetup
         services.AddStrictRequestParsing<CriRuntimeService>(RuntimeService.BindService);
         services.AddStrictRequestParsing<CriImageService>(ImageService.BindService);
         return services;
+    }
+
+    /// <summary>
+    /// One conmon + runc driver per runtime handler, each over its own folder of the runtime root
+    /// (its exit watcher reports every exit file there, so handlers never share one).
+    /// </summary>
+    private static ContainerRuntimes Runtimes(CridOptions options, ILoggerFactory logs) =>
+        new(options.Handlers().ToDictionary(h => h.Name, h => (IContainerRuntime)new ConmonRuntime(RuntimeOptionsOf(options, h), logs.CreateLogger<ConmonRuntime>())));
+
+    public static RuntimeOptions RuntimeOptionsOf(CridOptions options, ConfiguredHandler handler)
+    {
+        var dir = Path.Combine(options.RuntimeRoot, handler.StateFolderName);
+        return new RuntimeOptions
+        {
+            ConmonPath = options.ConmonPath,
+            RuntimePath = handler.RuntimePath,
+            StateDir = dir,
+            RuntimeRoot = Path.Combine(dir, "runc"),
+            MonitorLogLevel = options.LogLevel switch { "trace" => "trace", "debug" => "debug", "warning" => "warn", "error" or "critical" or "none" => "error", _ => "info" },
+        };
     }
 
     public static IEndpointRouteBuilder MapCriServices(this IEndpointRouteBuilder endpoints)

@@ -17,10 +17,14 @@ internal static class Daemon
         try
         {
             SocketPermissions.Check(options);
+            HostPreparation.CheckRuntimeRoot(options);
             (string Path, string What)[] lockFiles =
             [
                 (Path.Combine(options.StateDir, "crid.lock"), $"state dir {options.StateDir}"),
                 (HostPreparation.NamespacesLock(options), $"namespaces dir {options.NamespacesDir}"),
+                // Its recovery deletes every container it was not told of: a second daemon on the
+                // same runtime root would delete the first one's.
+                (HostPreparation.RuntimeRootLock(options), $"runtime root {options.RuntimeRoot}"),
             ];
             // Locks whose files exist are taken before the socket is probed: that also kills the helper
             // children of a daemon killed mid-Run, which hold its listening socket open (and would
@@ -75,6 +79,9 @@ internal static class Daemon
                 await app.Services.GetRequiredService<SandboxManager>().RecoverAsync();
                 // Removes what a pull or import cut short by a crash left behind, before any new pull.
                 app.Services.GetRequiredService<Crid.Images.Store.ImageStore>().Recover();
+                // Then the containers, which need their sandboxes; the image holds of the containers
+                // that are gone are released last.
+                await app.Services.GetRequiredService<Crid.Core.Containers.ContainerManager>().RecoverAsync(CancellationToken.None);
                 await app.StartAsync();
                 SocketPermissions.Apply(options);
             }

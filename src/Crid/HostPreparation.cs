@@ -23,6 +23,27 @@ internal static class HostPreparation
         CreateDirectory(options.StateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, created);
         CreateDirectory(options.NamespacesDir, Default, created);
         CreateDirectory(Path.GetDirectoryName(options.Listen)!, Default, created);
+        // The runtime's state and the monitors' files: only root may look, as in the state dir.
+        CreateDirectory(options.RuntimeRoot, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, created);
+    }
+
+    /// <summary>The lock file that keeps a second daemon off a runtime root.</summary>
+    public static string RuntimeRootLock(CridOptions options) => Path.Combine(options.RuntimeRoot, "crid.lock");
+
+    /// <summary>
+    /// conmon puts each container's attach socket at &lt;handler folder&gt;/attach/&lt;id&gt;/attach,
+    /// and a Unix socket's path must fit in sun_path (108 bytes with its NUL): a runtime root too
+    /// long for that would fail every container with a cryptic bind error, so the start is refused.
+    /// </summary>
+    public static void CheckRuntimeRoot(CridOptions options)
+    {
+        foreach (var handler in options.Handlers())
+        {
+            var socket = Path.Combine(options.RuntimeRoot, handler.StateFolderName, "attach", new string('0', 64), "attach");
+            if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
+                throw new StartupException($"runtime-root {options.RuntimeRoot} is too long: attach sockets under it would take " +
+                    $"{System.Text.Encoding.UTF8.GetByteCount(socket)} bytes, more than the 107 a Unix socket path may have; choose a shorter folder");
+        }
     }
 
     private const UnixFileMode Default = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute

@@ -155,8 +155,50 @@ public sealed class ConfigLoaderTests : IDisposable
     public void Help_lists_every_key_with_its_default()
     {
         var help = ConfigLoader.Load(["--help"], Missing).HelpText!;
-        foreach (var key in new[] { "--listen", "--state-dir", "--namespaces-dir", "--config", "--log-level", "--socket-group", "--runtime-handlers", "--cni-conf-dir", "--cni-bin-dir", "--cni-timeout" })
+        foreach (var key in new[] { "--listen", "--state-dir", "--namespaces-dir", "--config", "--log-level", "--socket-group", "--runtime-handlers", "--cni-conf-dir", "--cni-bin-dir", "--cni-timeout",
+            "--runtime-path", "--runtime-root", "--conmon-path", "--default-cgroup-parent", "--pids-limit" })
             Assert.Contains(key, help);
         Assert.Contains("\"/var/lib/crid\"", help);
+    }
+
+    [Fact]
+    public void The_container_runtime_keys_have_cri_o_like_defaults_and_come_from_file_and_flags()
+    {
+        var o = ConfigLoader.Load([], Missing).Options;
+        Assert.Equal("/usr/sbin/runc", o.RuntimePath);
+        Assert.Equal("/run/crid/runtime", o.RuntimeRoot);
+        Assert.Equal("/usr/bin/conmon", o.ConmonPath);
+        Assert.Equal("/crid", o.DefaultCgroupParent);
+        Assert.Equal(0, o.PidsLimit);
+        Assert.Equal([new ConfiguredHandler("", "/usr/sbin/runc")], o.Handlers());
+
+        var file = Write("runtime-path: /opt/runc\nruntime-root: /run/x\nconmon-path: /opt/conmon\ndefault-cgroup-parent: /pods\npids-limit: 1024\n" +
+            "runtime-handlers: [runc, kata=/opt/kata/bin/kata-runtime]\n");
+        o = ConfigLoader.Load(["--config", file, "--pids-limit", "2048"], Missing).Options;
+        Assert.Equal(("/opt/runc", "/run/x", "/opt/conmon", "/pods", 2048L), (o.RuntimePath, o.RuntimeRoot, o.ConmonPath, o.DefaultCgroupParent, o.PidsLimit));
+        Assert.Equal([new ConfiguredHandler("", "/opt/runc"), new ConfiguredHandler("runc", "/opt/runc"), new ConfiguredHandler("kata", "/opt/kata/bin/kata-runtime")], o.Handlers());
+        Assert.Equal(["runc", "kata"], o.HandlerNames());
+    }
+
+    [Theory]
+    [InlineData("runtime-handlers: [Kata]\n", "\"Kata\" is not a runtime handler name")]
+    [InlineData("runtime-handlers: [\"kata=bin/kata\"]\n", "runtime handler kata: \"bin/kata\" is not an absolute path")]
+    [InlineData("runtime-handlers: [a, a=/x]\n", "runtime handler a is given twice")]
+    [InlineData("pids-limit: -1\n", "\"-1\" is not a whole number of 0 or more")]
+    [InlineData("runtime-root: run/crid\n", "\"run/crid\" is not an absolute path")]
+    public void Bad_container_runtime_keys_name_the_key(string yaml, string expected)
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(["--config", Write(yaml)], Missing));
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void A_long_handler_name_gets_a_short_folder()
+    {
+        Assert.Equal("default", new ConfiguredHandler("", "/r").StateFolderName);
+        Assert.Equal("kata", new ConfiguredHandler("kata", "/r").StateFolderName);
+        var folder = new ConfiguredHandler("a-very-long-runtime-class-handler", "/r").StateFolderName;
+        Assert.Equal(8, folder.Length);
+        Assert.NotEqual(folder, new ConfiguredHandler("a-very-long-runtime-class-handler2", "/r").StateFolderName);
     }
 }

@@ -47,4 +47,78 @@ internal static class Cleanup
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
     }
+
+    /// <summary>
+    /// Last resort for a runtime root a test's daemon used: containers the test left behind are
+    /// deleted through runc (killed, cgroup removed), monitors naming the root are killed, and the
+    /// folder goes. Tests assert that nothing was left first; this only keeps a failure from leaking.
+    /// </summary>
+    public static async Task RemoveRuntimeRootAsync(string root)
+    {
+        if (!Directory.Exists(root))
+            return;
+        foreach (var runcRoot in Directory.EnumerateDirectories(root).Select(d => Path.Combine(d, "runc")).Where(Directory.Exists))
+        {
+            foreach (var id in Directory.EnumerateDirectories(runcRoot).Select(Path.GetFileName))
+            {
+                using var p = Process.Start("runc", ["--root", runcRoot, "delete", "--force", id!]);
+                await p.WaitForExitAsync();
+            }
+        }
+        foreach (var pid in ProcessesNaming(root))
+        {
+            try { Signals.Send(pid, Signals.SIGKILL); }
+            catch (InvalidOperationException) { }
+        }
+        foreach (var mount in MountsUnder(root).OrderByDescending(m => m.Length))
+        {
+            using var p = Process.Start("umount", ["-l", mount]);
+            await p.WaitForExitAsync();
+        }
+        try { Directory.Delete(root, recursive: true); }
+        catch (IOException) { }
+    }
+
+    /// <summary>Processes whose command line names <paramref name="path"/> (conmon names its runtime root and folders).</summary>
+    public static List<int> ProcessesNaming(string path)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId)
+                continue;
+            try
+            {
+                if (File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ').Contains(path, StringComparison.Ordinal))
+                    found.Add(pid);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        return found;
+    }
+
+    /// <summary>The cgroup folders named <paramref name="parent"/> (any hierarchy) and below, deepest first.</summary>
+    public static List<string> CgroupsUnder(string parent)
+    {
+        var found = new List<string>();
+        foreach (var hierarchy in Directory.EnumerateDirectories("/sys/fs/cgroup"))
+        {
+            var top = hierarchy + parent;
+            if (!Directory.Exists(top))
+                continue;
+            found.AddRange(Directory.EnumerateDirectories(top, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length));
+            found.Add(top);
+        }
+        return found;
+    }
+
+    /// <summary>Removes the (empty) cgroups under <paramref name="parent"/>; the containers in them are gone by now.</summary>
+    public static void RemoveCgroups(string parent)
+    {
+        foreach (var cg in CgroupsUnder(parent))
+        {
+            try { Directory.Delete(cg); }
+            catch (IOException) { }
+        }
+    }
 }

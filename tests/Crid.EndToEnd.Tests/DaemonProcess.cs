@@ -21,6 +21,18 @@ internal sealed class DaemonProcess : IAsyncDisposable
     public string Socket => Path.Combine(Dir, "run", "crid.sock");
     public string StateDir => Path.Combine(Dir, "state");
     public string NamespacesDir => Path.Combine(Dir, "ns");
+
+    /// <summary>
+    /// The runtime's folder, apart from <see cref="Dir"/>: attach socket paths under it must fit in
+    /// 108 bytes, which /tmp/crid-e2e-XXXXXX/... leaves no room for. Made by the daemon, removed on dispose.
+    /// </summary>
+    public string RuntimeRoot { get; } = ShortRuntimeRoot();
+
+    /// <summary>Containers' cgroups go under this parent (named with a random part), removed on dispose.</summary>
+    public string CgroupParent { get; } = "/crid-e2e-" + Guid.NewGuid().ToString("N")[..10];
+
+    /// <summary>A short folder name under /tmp with a random part, not created.</summary>
+    public static string ShortRuntimeRoot() => "/tmp/crr-" + Guid.NewGuid().ToString("N")[..8];
     public GrpcChannel Channel { get; private set; } = null!;
     public RuntimeService.RuntimeServiceClient Runtime { get; private set; } = null!;
     public ImageService.ImageServiceClient Images { get; private set; } = null!;
@@ -38,6 +50,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     public string[] DefaultArgs() =>
         ["--listen", Socket, "--state-dir", StateDir, "--namespaces-dir", NamespacesDir, "--log-level", "debug",
+         "--runtime-root", RuntimeRoot, "--default-cgroup-parent", CgroupParent,
          "--config", WriteEmptyConfig(),
          // The host's /etc/cni/net.d must not put test pods on a real network; CNI tests pass their own.
          "--cni-conf-dir", Path.Combine(Dir, "net.d")];
@@ -129,5 +142,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
             catch (OperationCanceledException) { _process.Kill(); await _process.WaitForExitAsync(); }
         }
         await Cleanup.RemoveTreeAsync(Dir, NamespacesDir);
+        await Cleanup.RemoveRuntimeRootAsync(RuntimeRoot);
+        Cleanup.RemoveCgroups(CgroupParent);
     }
 }

@@ -155,7 +155,8 @@ public sealed class DaemonTests
             var config = Path.Combine(dir, "empty.yaml");
             await File.WriteAllTextAsync(config, "");
             var (code, output) = await RunDaemonAsync("--config", config, "--listen", Path.Combine(dir, "run", "s.sock"),
-                "--state-dir", Path.Combine(dir, "state", "deep"), "--namespaces-dir", Path.Combine(dir, "ns"), "--socket-group", "no-such-group-crid");
+                "--state-dir", Path.Combine(dir, "state", "deep"), "--namespaces-dir", Path.Combine(dir, "ns"), "--socket-group", "no-such-group-crid",
+                "--runtime-root", DaemonProcess.ShortRuntimeRoot());
             Assert.Equal(1, code);
             Assert.Contains("socket-group \"no-such-group-crid\" is not a group of this host", output);
             Assert.Equal(["empty.yaml"], Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName));
@@ -203,7 +204,7 @@ public sealed class DaemonTests
         try
         {
             var (code, output) = await RunDaemonAsync("--listen", d.Socket, "--state-dir", Path.Combine(other, "state"),
-                "--namespaces-dir", Path.Combine(other, "ns"), "--config", Path.Combine(d.Dir, "empty.yaml"));
+                "--namespaces-dir", Path.Combine(other, "ns"), "--config", Path.Combine(d.Dir, "empty.yaml"), "--runtime-root", DaemonProcess.ShortRuntimeRoot());
             Assert.NotEqual(0, code);
             Assert.Contains("another daemon is answering on " + d.Socket, output);
             // The first one is untouched.

@@ -50,7 +50,8 @@ public sealed class PermissionTests
         try
         {
             using var p = DaemonProcess.Launch(["--listen", Path.Combine(dir, "crid.sock"), "--state-dir", Path.Combine(dir, "state"),
-                "--namespaces-dir", Path.Combine(dir, "ns"), "--config", "/dev/null", "--socket-group", "no-such-group-crid"]);
+                "--namespaces-dir", Path.Combine(dir, "ns"), "--config", "/dev/null", "--socket-group", "no-such-group-crid",
+                "--runtime-root", DaemonProcess.ShortRuntimeRoot()]);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             while (!p.HasExited)
                 await Task.Delay(10, cts.Token);

@@ -180,7 +180,8 @@ public sealed class RecoveryTests
             var stateDir = Path.Combine(other, "state");
             var said = new System.Text.StringBuilder();
             using var second = DaemonProcess.Launch(["--listen", Path.Combine(socketDir, "crid.sock"), "--state-dir", stateDir,
-                "--namespaces-dir", first.NamespacesDir, "--config", config, "--cni-conf-dir", Path.Combine(other, "net.d")], said);
+                "--namespaces-dir", first.NamespacesDir, "--config", config, "--cni-conf-dir", Path.Combine(other, "net.d"),
+                "--runtime-root", DaemonProcess.ShortRuntimeRoot()], said);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             await second.WaitForExitAsync(cts.Token);
             Assert.Equal(1, second.ExitCode);

@@ -224,7 +224,7 @@ public sealed class RuncSpecTests : IAsyncLifetime
             // kubelet's guaranteed-pod score: below what this daemon may set, so clamped to its own.
             OomScoreAdj = -998,
             // kubelet always sends these; without a mounted hugetlb controller runc would fail on them.
-            HugepageLimits = { new Runtime.V1.HugepageLimit { PageSize = "2MB", Limit = 0 } },
+            HugepageLimits = { new global::Runtime.V1.HugepageLimit { PageSize = "2MB", Limit = 0 } },
         }, pids: 100));
         if (LinuxHostFacts.Instance.Cgroups.Unified)
             Assert.Equal(["20", "50000 100000", (64 << 20).ToString(CultureInfo.InvariantCulture), "100"], seen[..4]);
@@ -250,10 +250,10 @@ public sealed class RuncSpecTests : IAsyncLifetime
             c =>
             {
                 c.Linux.SecurityContext.ReadonlyRootfs = true;
-                c.Mounts.Add(new Runtime.V1.Mount { HostPath = data, ContainerPath = "/ro", Readonly = true });
-                c.Mounts.Add(new Runtime.V1.Mount { HostPath = data, ContainerPath = "/rw" });
-                c.Mounts.Add(new Runtime.V1.Mount { HostPath = link, ContainerPath = "/link" });
-                c.Mounts.Add(new Runtime.V1.Mount { HostPath = missing, ContainerPath = "/made" });
+                c.Mounts.Add(new global::Runtime.V1.Mount { HostPath = data, ContainerPath = "/ro", Readonly = true });
+                c.Mounts.Add(new global::Runtime.V1.Mount { HostPath = data, ContainerPath = "/rw" });
+                c.Mounts.Add(new global::Runtime.V1.Mount { HostPath = link, ContainerPath = "/link" });
+                c.Mounts.Add(new global::Runtime.V1.Mount { HostPath = missing, ContainerPath = "/made" });
             },
             image: TestRootfs.Image with { Config = TestRootfs.Image.Config with { Volumes = ["/vol"] } }));
         Assert.Equal(["flag", "ro-refused", "rw-written", "flag", "made", "made-written", "volume-written"], seen);
@@ -281,7 +281,7 @@ public sealed class RuncSpecTests : IAsyncLifetime
         var id = await RunDetachedAsync(pod, "prop", "sleep 300", c =>
         {
             c.Linux.SecurityContext.Privileged = true;
-            c.Mounts.Add(new Runtime.V1.Mount { HostPath = mnt, ContainerPath = mnt, Propagation = mode });
+            c.Mounts.Add(new global::Runtime.V1.Mount { HostPath = mnt, ContainerPath = mnt, Propagation = mode });
         });
 
         Exec("mount", "--bind", source, hostMnt);

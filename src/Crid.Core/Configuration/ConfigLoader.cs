@@ -53,7 +53,7 @@ public static class ConfigLoader
             {
                 switch (key.Kind)
                 {
-                    case OptionKind.StringList or OptionKind.PathList:
+                    case OptionKind.StringList or OptionKind.PathList or OptionKind.HandlerList:
                         w.WriteStartArray(key.Name);
                         foreach (var item in key.Show(options).Split(',', StringSplitOptions.RemoveEmptyEntries))
                             w.WriteStringValue(item);
@@ -82,7 +82,7 @@ public static class ConfigLoader
                         }
                         w.WriteEndArray();
                         break;
-                    case OptionKind.PositiveNumber:
+                    case OptionKind.PositiveNumber or OptionKind.Count:
                         w.WriteNumber(key.Name, double.Parse(key.Show(options), System.Globalization.CultureInfo.InvariantCulture));
                         break;
                     default:
@@ -123,6 +123,8 @@ public static class ConfigLoader
         OptionKind.PathList => "DIR,DIR",
         OptionKind.PositiveNumber => "SECONDS",
         OptionKind.Registries => "(file)",
+        OptionKind.HandlerList => "H[=PATH],...",
+        OptionKind.Count => "N",
         _ => "VALUE",
     };
 
@@ -211,12 +213,12 @@ public static class ConfigLoader
                 options = key.Apply(options, entries);
                 continue;
             }
-            if (key.Kind is OptionKind.PathList or OptionKind.StringList && valueNode is YamlScalarNode one)
+            if (key.Kind is OptionKind.PathList or OptionKind.StringList or OptionKind.HandlerList && valueNode is YamlScalarNode one)
             {
                 // A list may be written as one string, comma-separated, as on the command line.
                 raw = one.Value ?? "";
             }
-            else if (key.Kind is OptionKind.StringList or OptionKind.PathList)
+            else if (key.Kind is OptionKind.StringList or OptionKind.PathList or OptionKind.HandlerList)
             {
                 if (valueNode is not YamlSequenceNode seq || seq.Children.Any(c => c is not YamlScalarNode))
                     throw new ConfigException($"{file}:{valueNode.Start.Line}: key \"{name}\": expected a list of strings");
@@ -258,6 +260,26 @@ public static class ConfigLoader
                 if (list.Any(string.IsNullOrWhiteSpace))
                     throw new ConfigException(where("list entries must not be empty"));
                 return list.ToArray();
+            case OptionKind.HandlerList:
+                var handlers = (string[])Convert(key with { Kind = OptionKind.StringList }, raw, where);
+                foreach (var h in handlers)
+                {
+                    try
+                    {
+                        ConfiguredHandler.Parse(h, "/");
+                    }
+                    catch (FormatException e)
+                    {
+                        throw new ConfigException(where(e.Message));
+                    }
+                }
+                if (handlers.Select(h => ConfiguredHandler.Parse(h, "/").Name).GroupBy(n => n).FirstOrDefault(g => g.Count() > 1) is { } twice)
+                    throw new ConfigException(where($"runtime handler {twice.Key} is given twice"));
+                return handlers;
+            case OptionKind.Count:
+                if (!long.TryParse(((string)raw).Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var count))
+                    throw new ConfigException(where($"\"{raw}\" is not a whole number of 0 or more"));
+                return count;
             case OptionKind.PathList:
                 var paths = raw as IReadOnlyList<string> ?? ((string)raw).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 if (paths.Count == 0)

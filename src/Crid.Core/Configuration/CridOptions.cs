@@ -16,8 +16,30 @@ public sealed record CridOptions
     /// <summary>Group owning the socket (name or numeric gid); empty keeps root's group.</summary>
     public string SocketGroup { get; init; } = "";
 
-    /// <summary>Runtime handlers a RunPodSandbox may name besides the default (empty) one.</summary>
+    /// <summary>
+    /// Runtime handlers a RunPodSandbox may name besides the default (empty) one: each "name", run
+    /// by <see cref="RuntimePath"/>, or "name=/path/to/binary", a runc-compatible runtime of its own.
+    /// </summary>
     public IReadOnlyList<string> RuntimeHandlers { get; init; } = [];
+
+    /// <summary>The OCI runtime of the default handler (and of handlers that name none): runc, as Debian installs it.</summary>
+    public string RuntimePath { get; init; } = "/usr/sbin/runc";
+
+    /// <summary>
+    /// The runtime's state (runc --root) and the monitors' exit files and attach sockets, one folder
+    /// per handler. On a tmpfs (containers do not survive a reboot, nor should their state), and
+    /// short: an attach socket's path, &lt;root&gt;/&lt;handler&gt;/attach/&lt;64-hex id&gt;/attach, must fit in 108 bytes.
+    /// </summary>
+    public string RuntimeRoot { get; init; } = "/run/crid/runtime";
+
+    /// <summary>Each container's monitor: Debian's conmon.</summary>
+    public string ConmonPath { get; init; } = "/usr/bin/conmon";
+
+    /// <summary>The cgroup (cgroupfs) containers go under when their pod names no cgroup_parent.</summary>
+    public string DefaultCgroupParent { get; init; } = "/crid";
+
+    /// <summary>pids.max of every container's cgroup; 0 leaves it unlimited (kubelet sets pod limits itself).</summary>
+    public long PidsLimit { get; init; }
 
     /// <summary>Where the pod network's CNI config is looked for; re-read whenever the folder changes.</summary>
     public string CniConfDir { get; init; } = "/etc/cni/net.d";
@@ -43,6 +65,40 @@ public sealed record CridOptions
     /// <summary>A pull fails when a registry sends no byte for this long (a stalled connection).</summary>
     public double PullIdleTimeoutSeconds { get; init; } = 60;
 
+    /// <summary>Every runtime handler with its runtime binary, the default ("") first.</summary>
+    public IReadOnlyList<ConfiguredHandler> Handlers() =>
+        [new ConfiguredHandler("", RuntimePath), .. RuntimeHandlers.Select(h => ConfiguredHandler.Parse(h, RuntimePath))];
+
+    /// <summary>The handler names besides the default, as RunPodSandbox accepts them.</summary>
+    public IReadOnlyList<string> HandlerNames() => [.. RuntimeHandlers.Select(h => ConfiguredHandler.Parse(h, RuntimePath).Name)];
+
     /// <summary>The config file that was read, if any.</summary>
     public string? ConfigFile { get; init; }
+}
+
+/// <summary>A runtime handler: its name (empty for the default) and the runc-compatible binary running its containers.</summary>
+public sealed record ConfiguredHandler(string Name, string RuntimePath)
+{
+    /// <summary>"name" (the default runtime) or "name=/absolute/path".</summary>
+    /// <exception cref="FormatException">the name is not a DNS label, or the path is not absolute.</exception>
+    public static ConfiguredHandler Parse(string entry, string defaultRuntime)
+    {
+        var eq = entry.IndexOf('=');
+        var name = (eq < 0 ? entry : entry[..eq]).Trim();
+        var path = eq < 0 ? defaultRuntime : entry[(eq + 1)..].Trim();
+        // Kubernetes RuntimeClass: "handler ... must be lowercase, conform to the DNS Label (RFC 1123) requirements".
+        if (name.Length is 0 or > 63 || !name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-') || name[0] == '-' || name[^1] == '-')
+            throw new FormatException($"\"{name}\" is not a runtime handler name (a DNS label: lowercase letters, digits and '-')");
+        if (!Path.IsPathFullyQualified(path) || path.Contains('\0'))
+            throw new FormatException($"runtime handler {name}: \"{path}\" is not an absolute path");
+        return new ConfiguredHandler(name, path);
+    }
+
+    /// <summary>
+    /// The handler's folder under the runtime root: its name, or for a name too long to keep attach
+    /// socket paths short, a digest of it ("default" for the default handler).
+    /// </summary>
+    public string StateFolderName => Name.Length == 0 ? "default"
+        : Name.Length <= 8 ? Name
+        : "h" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Name)))[..7];
 }

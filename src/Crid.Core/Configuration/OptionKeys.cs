@@ -4,7 +4,7 @@ namespace Crid.Core.Configuration;
 /// Every configuration key, shared by the command line (<c>--key</c>) and the YAML file (<c>key:</c>),
 /// so the two can never drift apart and <c>--help</c> lists exactly what is accepted.
 /// </summary>
-internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber, Registries, OptionalPath }
+internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber, Registries, OptionalPath, HandlerList, Count }
 
 internal sealed record OptionKey(string Name, OptionKind Kind, string Help, Func<CridOptions, string> Show, Func<CridOptions, object, CridOptions> Apply);
 
@@ -27,7 +27,7 @@ internal static class OptionKeys
             o => o.LogLevel, (o, v) => o with { LogLevel = (string)v }),
         new("socket-group", OptionKind.String, "group (name or gid) that owns the socket; empty: root's",
             o => o.SocketGroup, (o, v) => o with { SocketGroup = (string)v }),
-        new("runtime-handlers", OptionKind.StringList, "runtime handlers accepted besides the default; comma-separated on the command line",
+        new("runtime-handlers", OptionKind.HandlerList, "runtime handlers accepted besides the default: name (runs runtime-path) or name=/path/to/runc-compatible-binary; comma-separated on the command line",
             o => string.Join(",", o.RuntimeHandlers), (o, v) => o with { RuntimeHandlers = (IReadOnlyList<string>)v }),
         new("cni-conf-dir", OptionKind.Path, "folder of CNI network configs; the first valid .conflist/.conf/.json by name is the pod network",
             o => o.CniConfDir, (o, v) => o with { CniConfDir = (string)v }),
@@ -42,6 +42,16 @@ internal static class OptionKeys
             o => o.RegistryCredentials, (o, v) => o with { RegistryCredentials = (string)v }),
         new("pull-idle-timeout", OptionKind.PositiveNumber, "seconds a registry may send nothing before the pull fails",
             o => o.PullIdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { PullIdleTimeoutSeconds = (double)v }),
+        new("runtime-path", OptionKind.Path, "the OCI runtime (runc or a runc-compatible binary) of the default runtime handler",
+            o => o.RuntimePath, (o, v) => o with { RuntimePath = (string)v }),
+        new("runtime-root", OptionKind.Path, "folder of the runtime's state and the monitors' exit files and attach sockets, one subfolder per handler (short: socket paths must fit in 108 bytes)",
+            o => o.RuntimeRoot, (o, v) => o with { RuntimeRoot = (string)v }),
+        new("conmon-path", OptionKind.Path, "conmon, each container's monitor",
+            o => o.ConmonPath, (o, v) => o with { ConmonPath = (string)v }),
+        new("default-cgroup-parent", OptionKind.Path, "cgroup (cgroupfs path) of containers whose pod names no cgroup_parent",
+            o => o.DefaultCgroupParent, (o, v) => o with { DefaultCgroupParent = (string)v }),
+        new("pids-limit", OptionKind.Count, "pids.max of each container's cgroup; 0: unlimited",
+            o => o.PidsLimit.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { PidsLimit = (long)v }),
     ];
 
     public static OptionKey? Find(string name) => Array.Find(All, k => k.Name == name);

@@ -21,3 +21,6 @@ public sealed class FailedPreconditionException(string message, Exception? inner
 
 /// <summary>The host refused something the request was entitled to ask for (a mount, a write).</summary>
 public sealed class RuntimeFailureException(string message, Exception? inner = null) : CriException(message, inner);
+
+/// <summary>The operation ran out of its time (an ExecSync timeout), as gRPC DeadlineExceeded reports it.</summary>
+public sealed class DeadlineExceededException(string message) : CriException(message);

@@ -23,10 +23,14 @@ public static class SpecJson
         JsonSerializer.Deserialize(json, SpecJsonContext.Default.LinuxSeccomp) ?? throw new JsonException("the profile is null");
 
     public static byte[] SerializeSeccomp(LinuxSeccomp profile) => JsonSerializer.SerializeToUtf8Bytes(profile, SpecJsonContext.Default.LinuxSeccomp);
+
+    /// <summary>A linux.resources object on its own, as `runc update --resources` reads it.</summary>
+    public static byte[] SerializeResources(LinuxResources resources) => JsonSerializer.SerializeToUtf8Bytes(resources, SpecJsonContext.Default.LinuxResources);
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true)]
 [JsonSerializable(typeof(Spec))]
 [JsonSerializable(typeof(LinuxSeccomp))]
+[JsonSerializable(typeof(LinuxResources))]
 internal sealed partial class SpecJsonContext : JsonSerializerContext;

@@ -12,6 +12,10 @@ public sealed partial class SandboxManager
 
     private async Task RemoveLockedAsync(Sandbox sandbox)
     {
+        // The containers go first: a crash from here on leaves a sandbox (kubelet retries the
+        // Remove) or, once the record went, containers of no sandbox, which recovery removes.
+        if (_containers is { } containers)
+            await containers.RemoveAllAsync(sandbox.Id, CancellationToken.None).ConfigureAwait(false);
         // A DEL that Stop could not do is owed before the record goes; if it fails again, Remove
         // fails and kubelet retries, as the address and the host-side interface would leak otherwise.
         await DetachNetworkOrThrowAsync(sandbox).ConfigureAwait(false);

@@ -36,6 +36,9 @@ public sealed partial class SandboxManager
     /// <summary>Kills the infra process and unpins every namespace; the caller holds the sandbox's lock.</summary>
     private async Task StopLockedAsync(Sandbox sandbox)
     {
+        // Containers first, while their namespaces are still pinned and their processes can be signalled.
+        if (_containers is { } containers)
+            await containers.StopAllAsync(sandbox.Id, CancellationToken.None).ConfigureAwait(false);
         // An exit of the infra process from here on is this Stop's doing, not news.
         sandbox.InfraWatch?.Dispose();
         sandbox.InfraWatch = null;

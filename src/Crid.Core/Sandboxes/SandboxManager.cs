@@ -27,6 +27,7 @@ public sealed partial class SandboxManager : IDisposable
     private readonly InfraCommand _infra;
     private readonly PodNetwork _network;
     private readonly ContainerEvents? _events;
+    private IPodContainers? _containers;
 
     public SandboxManager(CridOptions options, ILogger<SandboxManager> log, InfraCommand? infra = null, PodNetwork? network = null,
         ContainerEvents? events = null)
@@ -38,6 +39,17 @@ public sealed partial class SandboxManager : IDisposable
         _network = network ?? new PodNetwork(options, NullLogger<PodNetwork>.Instance);
         SandboxesDir = Path.Combine(options.StateDir, "sandboxes");
         _intents = new PinIntents(Path.Combine(options.StateDir, "pins"));
+    }
+
+    /// <summary>
+    /// The containers of the pods, stopped and removed with them. Set once, by the container
+    /// manager as it is made (it needs the sandboxes first); without one, pods hold no containers.
+    /// </summary>
+    public void UseContainers(IPodContainers containers)
+    {
+        ArgumentNullException.ThrowIfNull(containers);
+        if (Interlocked.CompareExchange(ref _containers, containers, null) is not null)
+            throw new InvalidOperationException("the sandboxes already have a container manager");
     }
 
     /// <summary>&lt;state-dir&gt;/sandboxes: one folder per sandbox, named by its id.</summary>
@@ -56,6 +68,9 @@ public sealed partial class SandboxManager : IDisposable
 
     /// <summary>The sandbox for an id or unique id prefix; NotFound when there is none.</summary>
     public Sandbox Get(string idOrPrefix) => _sandboxes.Get(idOrPrefix, "pod_sandbox_id");
+
+    /// <summary>The sandbox for an id or unique id prefix; null when there is none.</summary>
+    public Sandbox? Find(string idOrPrefix) => _sandboxes.Find(idOrPrefix, "pod_sandbox_id");
 
     /// <summary>Sandboxes matching the CRI filter: id (prefix), state and every label pair.</summary>
     public IEnumerable<Sandbox> List(PodSandboxFilter? filter)

@@ -29,9 +29,10 @@ internal static class SandboxValidator
         if (string.IsNullOrEmpty(metadata.Uid))
             throw new InvalidArgumentException("config.metadata.uid", "must not be empty");
 
-        if (request.RuntimeHandler.Length > 0 && !options.RuntimeHandlers.Contains(request.RuntimeHandler))
+        var handlers = options.HandlerNames();
+        if (request.RuntimeHandler.Length > 0 && !handlers.Contains(request.RuntimeHandler))
             throw new InvalidArgumentException("runtime_handler",
-                $"\"{request.RuntimeHandler}\" is not a runtime handler of this daemon (configured: {(options.RuntimeHandlers.Count == 0 ? "none" : string.Join(", ", options.RuntimeHandlers))})");
+                $"\"{Printable(request.RuntimeHandler)}\" is not a runtime handler of this daemon (configured: {(handlers.Count == 0 ? "none" : string.Join(", ", handlers))})");
 
         ValidateHostname(config.Hostname);
         ValidateStrings("config.labels", config.Labels);

@@ -27,6 +27,7 @@ internal sealed partial class CriRuntimeService
             response.Info["cni"] = StatusInfo.Network(sandboxes.Network, new(networkCondition.Status, networkCondition.Reason, networkCondition.Message));
             response.Info["cgroups"] = StatusInfo.Cgroups(stats.Layout);
             response.Info["events"] = StatusInfo.Events(events);
+            response.Info["reservedContainerNames"] = JsonSerializer.Serialize(new Dictionary<string, string>(containers.ReservedNames()), ServerJson.Default.DictionaryStringString);
         }
         return Task.FromResult(response);
     }
@@ -60,12 +61,18 @@ internal sealed partial class CriRuntimeService
             if (!Directory.Exists(dir))
                 return new RuntimeCondition { Type = "RuntimeReady", Status = false, Reason = "DirectoryMissing", Message = $"{dir} does not exist" };
         }
+        // Without its monitor or its OCI runtime no container can run: kubelet must not send pods here.
+        foreach (var binary in options.Handlers().Select(h => h.RuntimePath).Append(options.ConmonPath).Distinct())
+        {
+            if (!File.Exists(binary))
+                return new RuntimeCondition { Type = "RuntimeReady", Status = false, Reason = "RuntimeMissing", Message = $"{binary} does not exist" };
+        }
         return new RuntimeCondition
         {
             Type = "RuntimeReady",
             Status = true,
             Reason = "RuntimeIsReady",
-            Message = $"crid {RuntimeInfo.ProductVersion} pins pod namespaces under {options.NamespacesDir}",
+            Message = $"crid {RuntimeInfo.ProductVersion} pins pod namespaces under {options.NamespacesDir} and runs containers with {options.RuntimePath}",
         };
     }
 }

@@ -1,4 +1,5 @@
 using Crid.Core.Configuration;
+using Crid.Core.Containers;
 using Crid.Core.Events;
 using Crid.Core.Sandboxes;
 using Crid.Core.Stats;
@@ -11,7 +12,7 @@ namespace Crid.Server.Services;
 /// domain and maps the result back. RPCs not overridden answer Unimplemented (the generated base).
 /// </summary>
 internal sealed partial class CriRuntimeService(CridOptions options, NetworkStatus network, SandboxManager sandboxes,
-    StatsCollector stats, ContainerEventBus events)
+    ContainerManager containers, StatsCollector stats, ContainerEventBus events)
     : RuntimeService.RuntimeServiceBase
 {
 }

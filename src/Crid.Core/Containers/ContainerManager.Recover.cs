@@ -1,0 +1,67 @@
+using System.Diagnostics;
+
+namespace Crid.Core.Containers;
+
+public sealed partial class ContainerManager
+{
+    /// <summary>
+    /// Rebuilds the store after a (re)start, once the sandboxes are recovered: every record is loaded
+    /// and its name reserved; folders without a record (a Create or Remove cut short) and containers
+    /// of sandboxes that are gone (a RemovePodSandbox cut short) are deleted; each runtime is told
+    /// the complete list of its containers (it deletes what it has beyond them: a create whose record
+    /// was never written) and says what became of them, exits while the daemon was down included;
+    /// finally the image store drops the holds of containers that no longer exist.
+    /// </summary>
+    public async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        Directory.CreateDirectory(ContainersDir, TraversableDir);
+        var loaded = new List<Container>();
+        foreach (var dir in Directory.EnumerateDirectories(ContainersDir))
+        {
+            Container container;
+            try
+            {
+                container = ContainerRecord.Load(dir);
+                if (container.Id != Path.GetFileName(dir))
+                    throw new FormatException($"the record names container {container.Id}");
+            }
+            catch (Exception e) when (e is IOException or FormatException)
+            {
+                ContainerLog.BrokenContainerRemoved(_log, dir, e is FileNotFoundException ? "no container record" : e.Message);
+                DeleteContainerDir(dir);
+                continue;
+            }
+            if (_sandboxes.Find(container.SandboxId) is null)
+            {
+                // Its runtime part goes with the runtime's recovery below: its id is not in the list.
+                ContainerLog.OrphanContainerRemoved(_log, container.Id, container.SandboxId);
+                DeleteContainerDir(dir);
+                continue;
+            }
+            // A write cut short by the crash leaves its temporary file behind (AtomicFiles).
+            foreach (var tmp in Directory.EnumerateFiles(dir, ".*.tmp-*"))
+                File.Delete(tmp);
+            _names.Reserve(container.Name, container.Id);
+            _containers.Add(container);
+            loaded.Add(container);
+        }
+
+        // In the store before the runtimes answer: an exit raised meanwhile finds its container.
+        foreach (var (handler, runtime) in _runtimes.ByHandler)
+        {
+            var mine = loaded.Where(c => c.RuntimeHandler == handler).ToList();
+            var states = await runtime.RecoverAsync(mine.Select(c => c.Id).ToList(), cancellationToken).ConfigureAwait(false);
+            foreach (var c in mine)
+            {
+                if (states.TryGetValue(c.Id, out var state))
+                    ApplyRuntimeState(c, state);
+            }
+        }
+        foreach (var c in loaded.Where(c => _runtimes.Find(c.RuntimeHandler) is null))
+            RecordLostExit(c, $"its runtime handler \"{c.RuntimeHandler}\" is no longer configured");
+
+        _images.ReleaseAllExcept(loaded.Select(c => c.Id).ToHashSet(StringComparer.Ordinal));
+        ContainerLog.Recovered(_log, loaded.Count, loaded.Count(c => c.State == ContainerState.Running), watch.Elapsed.TotalMilliseconds);
+    }
+}

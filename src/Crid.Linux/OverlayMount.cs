@@ -1,0 +1,173 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace Crid.Linux;
+
+/// <summary>
+/// A container's root filesystem: an overlay of an image's layer folders (read-only, top-most
+/// first) under a writable layer of the container's own.
+/// </summary>
+/// <remarks>
+/// mount(2) copies its data argument as one page (copy_mount_options), so the option string must
+/// fit in 4095 bytes: forty layers with absolute snapshot paths do not. As containers/storage
+/// does, the layers get one-character-ish symlinks in a folder of the container's own
+/// (<c>0</c>, <c>1</c>, ...) and the mount names them relative to that folder: ~5 bytes a layer,
+/// so overlayfs's own limit (500 lower layers) is reached long before the page's. The relative
+/// names need that folder as the working directory, and a process has one working directory for
+/// all its threads; so the mount runs on a thread of its own that first unshares its filesystem
+/// context (unshare(2) CLONE_FS: cwd, root and umask become the thread's own) and then exits.
+/// </remarks>
+public static class OverlayMount
+{
+    private const int CLONE_FS = 0x200;
+    private const long OverlayfsSuperMagic = 0x794c7630;
+
+    /// <summary>overlayfs's OVL_MAX_STACK.</summary>
+    public const int MaxLayers = 500;
+
+    /// <summary>
+    /// Mounts the overlay at <paramref name="target"/> (an existing, empty folder).
+    /// </summary>
+    /// <param name="lowerDirs">the image's layer folders, top-most first (overlayfs lowerdir order).</param>
+    /// <param name="upperDir">the container's writable layer: an existing folder on a filesystem overlayfs accepts as upper (not an overlay).</param>
+    /// <param name="workDir">overlayfs's work folder: existing, empty, on the same filesystem as <paramref name="upperDir"/>.</param>
+    /// <param name="linksDir">a folder to create for the layers' short names; it must not exist yet.</param>
+    /// <exception cref="ArgumentException">a path is relative or holds a character the option string cannot carry.</exception>
+    /// <exception cref="IOException">the mount failed (the message names the syscall, the target and the errno).</exception>
+    public static void Mount(string target, IReadOnlyList<string> lowerDirs, string upperDir, string workDir, string linksDir)
+    {
+        ArgumentNullException.ThrowIfNull(lowerDirs);
+        if (lowerDirs.Count is 0 or > MaxLayers)
+            throw new ArgumentException($"an overlay takes 1 to {MaxLayers} lower layers, not {lowerDirs.Count}", nameof(lowerDirs));
+        foreach (var path in lowerDirs.Append(target).Append(upperDir).Append(workDir).Append(linksDir))
+        {
+            if (!Path.IsPathFullyQualified(path))
+                throw new ArgumentException($"\"{path}\" is not an absolute path");
+            // overlayfs splits its options at ',' and its layers at ':' (a backslash escapes them,
+            // but a path that needs escaping here is not one crid made).
+            if (path.IndexOfAny([',', ':', '\\', '\0']) >= 0)
+                throw new ArgumentException($"\"{path}\" holds ',', ':', '\\' or NUL, which an overlay's options cannot carry");
+        }
+
+        Directory.CreateDirectory(linksDir);
+        var names = new StringBuilder();
+        for (var i = 0; i < lowerDirs.Count; i++)
+        {
+            var name = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var link = Path.Combine(linksDir, name);
+            if (File.Exists(link) || new FileInfo(link).LinkTarget is not null)
+                File.Delete(link);
+            File.CreateSymbolicLink(link, lowerDirs[i]);
+            names.Append(i == 0 ? "" : ":").Append(name);
+        }
+
+        var options = $"lowerdir={names},upperdir={upperDir},workdir={workDir}";
+        // Where the kernel indexes by default, two containers of one image would fight over the
+        // lower layers' index entries; containerd turns it off the same way.
+        if (ReadParameter("index") == "Y")
+            options += ",index=off";
+        if (Encoding.UTF8.GetByteCount(options) > 4095)
+            throw new IOException($"mount overlay {target}: the options take more than a page ({options.Length} bytes)");
+
+        Exception? failure = null;
+        var thread = new Thread(() => failure = MountFrom(linksDir, target, options)) { IsBackground = true, Name = "crid overlay mount" };
+        thread.Start();
+        thread.Join();
+        if (failure is not null)
+            throw failure;
+    }
+
+    /// <summary>Runs on its own thread: a private working directory, then the mount with relative layer names.</summary>
+    private static unsafe Exception? MountFrom(string linksDir, string target, string options)
+    {
+        if (Interop.Unshare(CLONE_FS) != 0)
+            return Errors.LastIo("unshare(CLONE_FS)", linksDir);
+        var dir = Encoding.UTF8.GetBytes(linksDir + "\0");
+        int fd;
+        fixed (byte* p = dir)
+            fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return new IOException($"open {linksDir}: {Interop.ErrnoName(errno)}");
+        try
+        {
+            if (fchdir(fd) != 0)
+                return new IOException($"fchdir {linksDir}: {Interop.ErrnoName(errno)}");
+        }
+        finally
+        {
+            close(fd);
+        }
+
+        var data = Marshal.StringToCoTaskMemUTF8(options);
+        try
+        {
+            if (Interop.Mount("overlay", target, "overlay", 0, data) != 0)
+            {
+                var e = Marshal.GetLastPInvokeError();
+                return new IOException($"mount overlay {target} ({options}): {Interop.ErrnoName(e)}: {Marshal.GetPInvokeErrorMessage(e)}");
+            }
+        }
+        finally
+        {
+            Marshal.FreeCoTaskMem(data);
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Unmounts the overlay at <paramref name="target"/>. Idempotent: a folder with nothing mounted
+    /// (EINVAL) or no folder at all (ENOENT) is success. A mount still busy (a process of a
+    /// container that is being torn down holds it) is detached instead (MNT_DETACH).
+    /// </summary>
+    public static void Unmount(string target)
+    {
+        if (!IsMounted(target))
+            return;
+        if (Interop.Umount2(target, 0) == 0)
+            return;
+        var e = Marshal.GetLastPInvokeError();
+        if (e is Interop.EINVAL or Interop.ENOENT)
+            return;
+        if (e == Interop.EBUSY && Interop.Umount2(target, Interop.MNT_DETACH) == 0)
+            return;
+        throw Errors.LastIo("umount2", target);
+    }
+
+    /// <summary>An overlay is mounted exactly at <paramref name="target"/>.</summary>
+    public static unsafe bool IsMounted(string target)
+    {
+        byte* buf = stackalloc byte[256];
+        if (Interop.StatFs(target, buf) != 0 || *(long*)buf != OverlayfsSuperMagic)
+            return false;
+        // statfs(2) also says overlay for any folder inside a mounted overlay: only the mount point counts.
+        var parent = Path.GetDirectoryName(target.TrimEnd('/'));
+        if (parent is null)
+            return true;
+        return Interop.StatFs(parent, buf) != 0 || *(long*)buf != OverlayfsSuperMagic || MountsAt(target);
+    }
+
+    private static bool MountsAt(string target)
+    {
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            var fields = line.Split(' ');
+            if (fields.Length > 4 && fields[4] == target)
+                return true;
+        }
+        return false;
+    }
+
+    private static string? ReadParameter(string name)
+    {
+        try
+        {
+            return File.ReadAllText($"/sys/module/overlay/parameters/{name}").Trim();
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+}
