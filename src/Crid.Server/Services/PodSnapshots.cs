@@ -1,3 +1,4 @@
+using Crid.Core.Containers;
 using Crid.Core.Errors;
 using Crid.Core.Events;
 using Crid.Core.Sandboxes;
@@ -23,6 +24,9 @@ internal sealed class PodSnapshots(IServiceProvider services) : IPodSnapshots
         {
             return null;
         }
-        return new PodSnapshot(SandboxMapping.ToStatus(sandbox), []);
+        // Each container's status as ContainerStatus answers it (without verbose info), created first.
+        var containers = services.GetRequiredService<ContainerManager>().OfSandbox(sandbox.Id)
+            .OrderBy(c => c.CreatedAt).Select(ContainerMapping.ToStatus).ToList();
+        return new PodSnapshot(SandboxMapping.ToStatus(sandbox), containers);
     }
 }

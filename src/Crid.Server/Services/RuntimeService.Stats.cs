@@ -1,3 +1,4 @@
+using Crid.Core.Containers;
 using Crid.Core.Sandboxes;
 using Crid.Core.Stats;
 using Grpc.Core;
@@ -32,6 +33,35 @@ internal sealed partial class CriRuntimeService
         return response;
     }
 
-    /// <summary>The pod's containers as stats see them; a pod has none until containers run on crid.</summary>
-    private static IReadOnlyList<ContainerStatsSource> ContainersOf(Sandbox sandbox) => [];
+    public override async Task<ContainerStatsResponse> ContainerStats(ContainerStatsRequest request, ServerCallContext context)
+    {
+        var container = containers.Get(request.ContainerId);
+        return new ContainerStatsResponse { Stats = await stats.ContainerAsync(SourceOf(container)) };
+    }
+
+    /// <summary>
+    /// Every container matching the filter (id prefix, pod id prefix, every label), as containerd
+    /// lists them: one that does not run has its identity and writable layer, no CPU or memory.
+    /// </summary>
+    public override async Task<ListContainerStatsResponse> ListContainerStats(ListContainerStatsRequest request, ServerCallContext context)
+    {
+        var filter = new ContainerFilter
+        {
+            Id = request.Filter?.Id ?? "",
+            PodSandboxId = request.Filter?.PodSandboxId ?? "",
+        };
+        if (request.Filter is { } f)
+            filter.LabelSelector.Add(f.LabelSelector);
+        var response = new ListContainerStatsResponse();
+        foreach (var container in containers.List(filter))
+            response.Stats.Add(await stats.ContainerAsync(SourceOf(container)));
+        return response;
+    }
+
+    /// <summary>The pod's containers as stats see them, created first.</summary>
+    private IReadOnlyList<ContainerStatsSource> ContainersOf(Sandbox sandbox) =>
+        [.. containers.OfSandbox(sandbox.Id).OrderBy(c => c.CreatedAt).Select(c => ContainerStatsSources.Of(c, sandbox, options.DefaultCgroupParent))];
+
+    private ContainerStatsSource SourceOf(Crid.Core.Containers.Container c) =>
+        ContainerStatsSources.Of(c, sandboxes.Find(c.SandboxId), options.DefaultCgroupParent);
 }
