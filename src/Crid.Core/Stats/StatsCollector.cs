@@ -82,6 +82,33 @@ public sealed class StatsCollector(CgroupLayout layout, CgroupStatsReader reader
         };
     }
 
+    /// <summary>
+    /// ImageFsInfo's container filesystem: the filesystem of <paramref name="containersDir"/> (where
+    /// the writable layers live), with the bytes and inodes of the containers' writable layers summed
+    /// (each measured as ContainerStats measures it, reused for the same time).
+    /// </summary>
+    public async Task<FilesystemUsage> WritableLayersAsync(IEnumerable<ContainerStatsSource> containers, string containersDir)
+    {
+        ulong bytes = 0, inodes = 0;
+        foreach (var c in containers)
+            if (c.WritableLayer is { } upper && await layers.MeasureAsync(c.Id, upper).ConfigureAwait(false) is { } usage)
+            {
+                bytes += usage.UsedBytes;
+                inodes += usage.InodesUsed;
+            }
+        // The folder is made at the first create; until then its parent's filesystem is the one it will be on.
+        var existing = containersDir;
+        while (!Directory.Exists(existing) && Path.GetDirectoryName(existing) is { } parent)
+            existing = parent;
+        return new FilesystemUsage
+        {
+            Timestamp = UnixClock.Now(),
+            FsId = new FilesystemIdentifier { Mountpoint = Crid.Linux.FileSystemUsage.Of(existing).MountPoint },
+            UsedBytes = new UInt64Value { Value = bytes },
+            InodesUsed = new UInt64Value { Value = inodes },
+        };
+    }
+
     /// <summary>Drops the baselines and measurements kept for a removed object.</summary>
     public void Forget(string id)
     {
