@@ -37,7 +37,8 @@ public sealed class DaemonTests
         Assert.Equal(d.Socket, config.RootElement.GetProperty("listen").GetString());
         // Every key is a key of the YAML file, and nothing else but the file itself.
         var keys = config.RootElement.EnumerateObject().Select(p => p.Name).ToList();
-        Assert.Equal(["config", "listen", "state-dir", "namespaces-dir", "log-level", "socket-group", "runtime-handlers", "cni-conf-dir", "cni-bin-dir", "cni-timeout", "registries", "registry-credentials", "pull-idle-timeout"], keys);
+        Assert.Equal(["config", "listen", "state-dir", "namespaces-dir", "log-level", "socket-group", "runtime-handlers", "cni-conf-dir", "cni-bin-dir", "cni-timeout", "registries", "registry-credentials", "pull-idle-timeout",
+            "runtime-path", "runtime-root", "conmon-path", "default-cgroup-parent", "pids-limit"], keys);
         Assert.Equal(JsonValueKind.Array, config.RootElement.GetProperty("runtime-handlers").ValueKind);
         Assert.Equal(60, config.RootElement.GetProperty("cni-timeout").GetDouble());
 
