@@ -26,14 +26,25 @@ internal sealed class DaemonUnderTest : IDisposable
         _logLevel = logLevel;
         Dir = dir;
         Directory.CreateDirectory(Path.Combine(Dir, "run"));
-        File.WriteAllText(ConfigPath, "");
+        // Containers (the exec phase) keep runc's state and their cgroups apart from any other crid's:
+        // a short runtime root (its sockets' paths must fit in 108 bytes) and a cgroup parent of this run.
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        RuntimeRoot = "/tmp/crb-" + tag;
+        CgroupParent = "/crid-bench-" + tag;
+        File.WriteAllText(ConfigPath, $"runtime-root: {RuntimeRoot}\ndefault-cgroup-parent: {CgroupParent}\n");
     }
 
     public string Dir { get; }
     public string Socket => Path.Combine(Dir, "run", "crid.sock");
     public string StateDir => Path.Combine(Dir, "state");
     public string NamespacesDir => Path.Combine(Dir, "ns");
-    private string ConfigPath => Path.Combine(Dir, "empty.yaml");
+    private string ConfigPath => Path.Combine(Dir, "crid.yaml");
+
+    /// <summary>The daemon's runtime root, outside <see cref="Dir"/> (short); removed on <see cref="Dispose"/>.</summary>
+    public string RuntimeRoot { get; }
+
+    /// <summary>The containers' cgroup parent of this run; removed on <see cref="Dispose"/>.</summary>
+    public string CgroupParent { get; }
 
     public int Pid => _process?.Id ?? throw new InvalidOperationException("the daemon is not running");
 
@@ -131,7 +142,10 @@ internal sealed class DaemonUnderTest : IDisposable
         }
     }
 
-    /// <summary>Kills a daemon still running (a failed run); the folder is the caller's to clean.</summary>
+    /// <summary>
+    /// Kills a daemon still running (a failed run), then removes the runtime root and the run's cgroup
+    /// parent (empty once its containers are gone); the folder is the caller's to clean.
+    /// </summary>
     public void Dispose()
     {
         if (_process is { HasExited: false } p)
@@ -140,6 +154,27 @@ internal sealed class DaemonUnderTest : IDisposable
             p.WaitForExit();
         }
         _process?.Dispose();
+        try
+        {
+            if (Directory.Exists(RuntimeRoot))
+                Directory.Delete(RuntimeRoot, true);
+        }
+        catch (IOException)
+        {
+            // A container a killed daemon left running keeps its sockets open there.
+        }
+        foreach (var hierarchy in Directory.Exists("/sys/fs/cgroup") ? Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup") : [])
+        {
+            try
+            {
+                var dir = hierarchy + CgroupParent;
+                if (Directory.Exists(dir))
+                    Directory.Delete(dir); // rmdir: a cgroup still holding a container stays
+            }
+            catch (IOException)
+            {
+            }
+        }
     }
 
     // DllImport, not LibraryImport: the generator would need unsafe code, which stays in Crid.Linux.
