@@ -20,7 +20,7 @@ AOT_CC = $(notdir $(shell command -v clang 2>/dev/null || ls /usr/bin/clang-[0-9
 .PHONY: build run test test-deps build-deps install clean bench
 
 # What the daemon is built from: `make install` rebuilds only when one of these is newer than out/crid.
-SOURCES := $(shell find api src/Crid src/Crid.Server src/Crid.Core src/Crid.Linux src/Crid.Api -path '*/obj' -prune -o -path '*/bin' -prune -o -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.proto' \) -print) \
+SOURCES := $(shell find api src/Crid src/Crid.Server src/Crid.Core src/Crid.Linux src/Crid.Api src/Crid.Runtime src/Crid.Images src/Crid.Streaming -path '*/obj' -prune -o -path '*/bin' -prune -o -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.proto' \) -print) \
   Directory.Build.props Directory.Packages.props
 
 build: build-deps

@@ -31,6 +31,7 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
             await ConcurrentAsync(clients);
         await ScaleAndRecoveryAsync();
         await PullsAsync();
+        await ContainersAsync();
         await StartupEmptyAsync();
         _report.Figures["rss_peak_mib"] = _peakKiB / 1024.0;
         await daemon.StopAsync();
@@ -91,6 +92,16 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         _report.Figures["pull_busybox_p50_ms"] = pull.P50;
         _report.Figures["floor_skopeo_tar_p50_ms"] = floor.P50;
         _report.Figures["ratio_pull_to_skopeo_tar"] = pull.P50 / floor.P50;
+        SamplePeak();
+    }
+
+    private async Task ContainersAsync()
+    {
+        var (crid, floor) = await ContainerBench.MeasureAsync(daemon, Path.Combine(floorDir, "containers"), plan.Containers, warmup: 1, progress, ct);
+        _report.Figures["pod_container_start_p50_ms"] = crid.P50;
+        _report.Figures["pod_container_start_p90_ms"] = crid.P90;
+        _report.Figures["floor_runc_create_start_p50_ms"] = floor.P50;
+        _report.Figures["ratio_pod_container_to_runc_create_start"] = crid.P50 / floor.P50;
         SamplePeak();
     }
 

@@ -26,25 +26,22 @@ internal sealed class DaemonUnderTest : IDisposable
         _logLevel = logLevel;
         Dir = dir;
         Directory.CreateDirectory(Path.Combine(Dir, "run"));
-        // Containers (the exec phase) keep runc's state and their cgroups apart from any other crid's:
-        // a short runtime root (its sockets' paths must fit in 108 bytes) and a cgroup parent of this run.
-        var tag = Guid.NewGuid().ToString("N")[..8];
-        RuntimeRoot = "/tmp/crb-" + tag;
-        CgroupParent = "/crid-bench-" + tag;
-        File.WriteAllText(ConfigPath, $"runtime-root: {RuntimeRoot}\ndefault-cgroup-parent: {CgroupParent}\n");
+        File.WriteAllText(ConfigPath, "");
     }
 
     public string Dir { get; }
     public string Socket => Path.Combine(Dir, "run", "crid.sock");
     public string StateDir => Path.Combine(Dir, "state");
     public string NamespacesDir => Path.Combine(Dir, "ns");
-    private string ConfigPath => Path.Combine(Dir, "crid.yaml");
 
-    /// <summary>The daemon's runtime root, outside <see cref="Dir"/> (short); removed on <see cref="Dispose"/>.</summary>
-    public string RuntimeRoot { get; }
+    /// <summary>
+    /// The containers' runtime folder, apart from <see cref="Dir"/> (attach socket paths must fit in
+    /// 108 bytes), and their cgroup parent: both named with a random part, never the host's.
+    /// </summary>
+    public string RuntimeRoot { get; } = "/tmp/crb-" + Guid.NewGuid().ToString("N")[..8];
 
-    /// <summary>The containers' cgroup parent of this run; removed on <see cref="Dispose"/>.</summary>
-    public string CgroupParent { get; }
+    public string CgroupParent { get; } = "/crid-bench-" + Guid.NewGuid().ToString("N")[..8];
+    private string ConfigPath => Path.Combine(Dir, "empty.yaml");
 
     public int Pid => _process?.Id ?? throw new InvalidOperationException("the daemon is not running");
 
@@ -65,7 +62,8 @@ internal sealed class DaemonUnderTest : IDisposable
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "--listen", Socket, "--state-dir", StateDir, "--namespaces-dir", NamespacesDir, "--config", ConfigPath })
+        foreach (var a in new[] { "--listen", Socket, "--state-dir", StateDir, "--namespaces-dir", NamespacesDir, "--config", ConfigPath,
+            "--runtime-root", RuntimeRoot, "--default-cgroup-parent", CgroupParent })
             info.ArgumentList.Add(a);
         if (_logLevel is not null)
         {
@@ -143,8 +141,8 @@ internal sealed class DaemonUnderTest : IDisposable
     }
 
     /// <summary>
-    /// Kills a daemon still running (a failed run), then removes the runtime root and the run's cgroup
-    /// parent (empty once its containers are gone); the folder is the caller's to clean.
+    /// Kills a daemon still running (a failed run); the folder is the caller's to clean. The runtime
+    /// folder and the cgroup parent go when empty (the containers were removed).
     /// </summary>
     public void Dispose()
     {
@@ -154,26 +152,12 @@ internal sealed class DaemonUnderTest : IDisposable
             p.WaitForExit();
         }
         _process?.Dispose();
-        try
+        try { Directory.Delete(RuntimeRoot, recursive: true); }
+        catch (IOException) { }
+        foreach (var controller in Directory.Exists("/sys/fs/cgroup") ? Directory.EnumerateDirectories("/sys/fs/cgroup") : [])
         {
-            if (Directory.Exists(RuntimeRoot))
-                Directory.Delete(RuntimeRoot, true);
-        }
-        catch (IOException)
-        {
-            // A container a killed daemon left running keeps its sockets open there.
-        }
-        foreach (var hierarchy in Directory.Exists("/sys/fs/cgroup") ? Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup") : [])
-        {
-            try
-            {
-                var dir = hierarchy + CgroupParent;
-                if (Directory.Exists(dir))
-                    Directory.Delete(dir); // rmdir: a cgroup still holding a container stays
-            }
-            catch (IOException)
-            {
-            }
+            try { Directory.Delete(controller + CgroupParent); }
+            catch (IOException) { }
         }
     }
 

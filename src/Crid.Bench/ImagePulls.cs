@@ -88,7 +88,7 @@ internal static class ImagePulls
     }
 
     /// <summary>The kit's busybox, in short: /bin/busybox, an applet link per applet, /etc, one gzip layer.</summary>
-    private static void WriteBusyboxLayout(string layout)
+    internal static void WriteBusyboxLayout(string layout)
     {
         var mtime = new DateTimeOffset(2023, 1, 1, 0, 0, 0, TimeSpan.Zero);
         var tar = new MemoryStream();
@@ -132,7 +132,7 @@ internal static class ImagePulls
 
     private static string Digest(byte[] b) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(b));
 
-    private static async Task RunAsync(string file, string[] args, CancellationToken ct)
+    internal static async Task RunAsync(string file, string[] args, CancellationToken ct)
     {
         var info = new ProcessStartInfo(file, args) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         using var p = Process.Start(info)!;
@@ -143,7 +143,7 @@ internal static class ImagePulls
             throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed: {await err}");
     }
 
-    private static async Task WaitForAsync(string host, CancellationToken ct)
+    internal static async Task WaitForAsync(string host, CancellationToken ct)
     {
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(2) };
         for (var i = 0; i < 200; i++)
@@ -161,7 +161,7 @@ internal static class ImagePulls
         throw new InvalidOperationException($"docker-registry did not answer on {host}");
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         s.Bind(new IPEndPoint(IPAddress.Loopback, 0));

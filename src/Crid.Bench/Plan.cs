@@ -10,15 +10,16 @@ internal sealed record Plan(
     int ListCalls,
     int FloorIterations,
     int Restarts,
-    int Pulls)
+    int Pulls,
+    int Containers)
 {
     public static readonly Plan Full = new(
         Lifecycles: 200, Warmup: 10, Clients: [1, 4, 16], ConcurrentLifecycles: 200,
-        LiveSandboxes: 1000, ListCalls: 50, FloorIterations: 200, Restarts: 3, Pulls: 10);
+        LiveSandboxes: 1000, ListCalls: 50, FloorIterations: 200, Restarts: 3, Pulls: 10, Containers: 30);
 
     public static readonly Plan Quick = new(
         Lifecycles: 20, Warmup: 3, Clients: [1, 4], ConcurrentLifecycles: 20,
-        LiveSandboxes: 50, ListCalls: 10, FloorIterations: 20, Restarts: 1, Pulls: 2);
+        LiveSandboxes: 50, ListCalls: 10, FloorIterations: 20, Restarts: 1, Pulls: 2, Containers: 3);
 }
 
 internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json, string? LogLevel)

@@ -59,6 +59,8 @@ internal sealed class Report
         Row("in-process SandboxManager.Remove (bench JIT)", Ms("inprocess_remove_p50_ms"), "", "");
         Row("PullImage busybox (127.0.0.1 docker-registry)", Ms("pull_busybox_p50_ms"), "", "");
         Row("floor: skopeo copy to dir + tar -xzf", Ms("floor_skopeo_tar_p50_ms"), "", "");
+        Row("RunPodSandbox + CreateContainer + StartContainer", Ms("pod_container_start_p50_ms"), Ms("pod_container_start_p90_ms"), "");
+        Row("floor: runc create + runc start of the same rootfs", Ms("floor_runc_create_start_p50_ms"), "", "");
         Row("sandbox files: temp + rename", Ms("files_atomic_p50_ms"), "", "");
         Row("sandbox files: temp + fsync + rename + dir fsync", Ms("files_fsync_p50_ms"), "", "");
         Row("ExecSync of true, driver in-process (bench JIT)", Ms("execsync_p50_ms"), Ms("execsync_p90_ms"), "");
@@ -67,6 +69,7 @@ internal sealed class Report
         Row("floor: runc exec of true, same container", Ms("floor_runc_exec_same_container_p50_ms"), "", "");
         Row("ratio RunPodSandbox / floor create", Ms("ratio_run_to_floor_create"), "", "");
         Row("ratio PullImage / (skopeo copy + tar)", Ms("ratio_pull_to_skopeo_tar"), "", "");
+        Row("ratio pod + container start / runc create + start", Ms("ratio_pod_container_to_runc_create_start"), "", "");
         Row("ratio StopPodSandbox / floor remove", Ms("ratio_stop_to_floor_remove"), "", "");
         Row("ratio ExecSync / runc exec", Ms("ratio_execsync_to_runc_exec"), "", "");
         Row("ratio ExecSync RPC / runc exec", Ms("ratio_execsync_rpc_to_runc_exec"), "", "");

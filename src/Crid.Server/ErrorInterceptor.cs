@@ -120,6 +120,7 @@ internal sealed class ErrorInterceptor(ILogger<ErrorInterceptor> logger) : Inter
         AlreadyExistsException => new Status(StatusCode.AlreadyExists, e.Message),
         FailedPreconditionException => new Status(StatusCode.FailedPrecondition, e.Message),
         DeadlineExceededException => new Status(StatusCode.DeadlineExceeded, e.Message),
+        ResourceExhaustedException => new Status(StatusCode.ResourceExhausted, e.Message),
         RuntimeFailureException => new Status(StatusCode.Unknown, e.Message),
         OperationCanceledException => new Status(StatusCode.Cancelled, "the call was cancelled"),
         _ => new Status(StatusCode.Internal, "internal error in crid; the daemon's log has the details"),

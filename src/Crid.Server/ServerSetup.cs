@@ -8,6 +8,7 @@ using Crid.Core.Stats;
 using Crid.Images;
 using Crid.Runtime;
 using Crid.Server.Services;
+using Crid.Streaming;
 using Runtime.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
@@ -42,8 +43,11 @@ public static class ServerSetup
         services.AddSingleton<ContainerEvents>();
         services.AddImages(options);
         services.AddSingleton(sp => Runtimes(options, sp.GetRequiredService<ILoggerFactory>()));
-        services.TryAddSingleton<IContainerImages, NoImageStore>();
         services.AddSingleton<ContainerManager>();
+        services.AddSingleton<IContainerStreams, ContainerStreams>();
+        services.AddSingleton<IPodNetworks, SandboxNetworks>();
+        services.AddSingleton(sp => new StreamingServer(StreamingOptionsOf(options), sp.GetRequiredService<IContainerStreams>(),
+            sp.GetRequiredService<IPodNetworks>(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();
@@ -76,6 +80,13 @@ public static class ServerSetup
             MonitorLogLevel = options.LogLevel switch { "trace" => "trace", "debug" => "debug", "warning" => "warn", "error" or "critical" or "none" => "error", _ => "info" },
         };
     }
+
+    private static StreamingOptions StreamingOptionsOf(CridOptions options) => new()
+    {
+        Address = System.Net.IPAddress.Parse(options.StreamingAddress),
+        Port = options.StreamingPort,
+        IdleTimeout = TimeSpan.FromSeconds(options.StreamingIdleTimeoutSeconds),
+    };
 
     public static IEndpointRouteBuilder MapCriServices(this IEndpointRouteBuilder endpoints)
     {

@@ -2,6 +2,7 @@ using Crid.Core.Configuration;
 using Crid.Core.Sandboxes;
 using Crid.Server;
 using Crid.Server.Http2;
+using Crid.Streaming;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Crid;
@@ -73,6 +74,18 @@ internal static class Daemon
             await using var app = builder.Build();
             app.MapCriServices();
             var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("crid");
+            // Its own listener (TCP, for kubectl and crictl), up before the socket hands out its URLs;
+            // the host disposes it with its other singletons.
+            var streaming = app.Services.GetRequiredService<StreamingServer>();
+            try
+            {
+                await streaming.StartAsync();
+            }
+            catch (IOException e)
+            {
+                await Console.Error.WriteLineAsync($"crid: streaming server: {e.Message}");
+                return 1;
+            }
             try
             {
                 // Before the socket answers: a restarted daemon knows every pod before anyone asks.
@@ -92,6 +105,8 @@ internal static class Daemon
             }
             DaemonLog.Listening(log, options.Listen, RuntimeInfoText());
             await app.WaitForShutdownAsync();
+            // Open exec and port-forward sessions end with the daemon; their processes are killed.
+            await streaming.StopAsync();
             DaemonLog.Stopped(log);
             // Disposing the host (await using) disposes the logger factory, which flushes the console
             // logger's queue: without it the process can exit before its last line is written.

@@ -27,7 +27,38 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal("/etc/cni/net.d", o.CniConfDir);
         Assert.Equal(["/opt/cni/bin", "/usr/lib/cni"], o.CniBinDirs);
         Assert.Equal(60, o.CniTimeoutSeconds);
+        Assert.Equal("127.0.0.1", o.StreamingAddress);
+        Assert.Equal(0, o.StreamingPort);
+        Assert.Equal(14400, o.StreamingIdleTimeoutSeconds);
         Assert.Null(o.ConfigFile);
+    }
+
+    [Fact]
+    public void The_streaming_keys_come_from_file_and_flags()
+    {
+        var file = Write("streaming-address: \"::1\"\nstreaming-port: 10010\nstreaming-idle-timeout: 600\n");
+        var o = ConfigLoader.Load(["--config", file], Missing).Options;
+        Assert.Equal("::1", o.StreamingAddress);
+        Assert.Equal(10010, o.StreamingPort);
+        Assert.Equal(600, o.StreamingIdleTimeoutSeconds);
+        o = ConfigLoader.Load(["--config", file, "--streaming-address", "0.0.0.0", "--streaming-port=0"], Missing).Options;
+        Assert.Equal("0.0.0.0", o.StreamingAddress);
+        Assert.Equal(0, o.StreamingPort);
+    }
+
+    [Theory]
+    [InlineData("streaming-address: localhost\n", "key \"streaming-address\": \"localhost\" is not an IP address")]
+    [InlineData("streaming-address: 1\n", "\"1\" is not an IP address")]
+    [InlineData("streaming-address: 300.1.1.1\n", "\"300.1.1.1\" is not an IP address")]
+    [InlineData("streaming-port: 65536\n", "key \"streaming-port\": \"65536\" is not a port (0-65535)")]
+    [InlineData("streaming-port: -1\n", "\"-1\" is not a port")]
+    [InlineData("streaming-port: http\n", "\"http\" is not a port")]
+    [InlineData("streaming-idle-timeout: 0\n", "key \"streaming-idle-timeout\": \"0\" is not a positive number")]
+    public void Bad_streaming_keys_are_one_line_naming_the_key(string yaml, string expected)
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(["--config", Write(yaml)], Missing));
+        Assert.Contains(expected, e.Message);
+        Assert.DoesNotContain('\n', e.Message);
     }
 
     [Theory]
@@ -156,7 +187,8 @@ public sealed class ConfigLoaderTests : IDisposable
     {
         var help = ConfigLoader.Load(["--help"], Missing).HelpText!;
         foreach (var key in new[] { "--listen", "--state-dir", "--namespaces-dir", "--config", "--log-level", "--socket-group", "--runtime-handlers", "--cni-conf-dir", "--cni-bin-dir", "--cni-timeout",
-            "--runtime-path", "--runtime-root", "--conmon-path", "--default-cgroup-parent", "--pids-limit" })
+            "--runtime-path", "--runtime-root", "--conmon-path", "--default-cgroup-parent", "--pids-limit",
+            "--streaming-address", "--streaming-port", "--streaming-idle-timeout" })
             Assert.Contains(key, help);
         Assert.Contains("\"/var/lib/crid\"", help);
     }

@@ -21,7 +21,7 @@ public sealed partial class BenchQuickTests(ITestOutputHelper output)
         "c1_lifecycles_per_s", "c1_run_p50_ms", "c4_lifecycles_per_s", "c4_run_p99_ms",
         "list_p50_ms", "list_recovered_p50_ms", "startup_first_ms", "startup_empty_ms", "startup_recover_ms",
         "rss_idle_fresh_mib", "rss_idle_warm_mib", "rss_live_mib", "rss_per_sandbox_kib", "rss_recovered_mib",
-        "rss_after_remove_mib", "rss_peak_mib",
+        "rss_after_remove_mib", "rss_peak_mib", "pod_container_start_p50_ms", "floor_runc_create_start_p50_ms", "ratio_pod_container_to_runc_create_start",
     ];
 
     [Fact]

@@ -37,10 +37,13 @@ public sealed class DaemonTests
         Assert.Equal(d.Socket, config.RootElement.GetProperty("listen").GetString());
         // Every key is a key of the YAML file, and nothing else but the file itself.
         var keys = config.RootElement.EnumerateObject().Select(p => p.Name).ToList();
-        Assert.Equal(["config", "listen", "state-dir", "namespaces-dir", "log-level", "socket-group", "runtime-handlers", "cni-conf-dir", "cni-bin-dir", "cni-timeout", "registries", "registry-credentials", "pull-idle-timeout",
-            "runtime-path", "runtime-root", "conmon-path", "default-cgroup-parent", "pids-limit"], keys);
+        Assert.Equal(["config", "listen", "state-dir", "namespaces-dir", "log-level", "socket-group", "runtime-handlers", "cni-conf-dir", "cni-bin-dir", "cni-timeout",
+            "runtime-path", "runtime-root", "conmon-path", "default-cgroup-parent", "pids-limit", "registries", "registry-credentials", "pull-idle-timeout",
+            "streaming-address", "streaming-port", "streaming-idle-timeout"], keys);
         Assert.Equal(JsonValueKind.Array, config.RootElement.GetProperty("runtime-handlers").ValueKind);
         Assert.Equal(60, config.RootElement.GetProperty("cni-timeout").GetDouble());
+        Assert.Equal("127.0.0.1", config.RootElement.GetProperty("streaming-address").GetString());
+        Assert.Equal(0, config.RootElement.GetProperty("streaming-port").GetInt32());
 
         var quiet = await d.Runtime.StatusAsync(new StatusRequest());
         Assert.Empty(quiet.Info);

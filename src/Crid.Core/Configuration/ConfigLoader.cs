@@ -85,6 +85,9 @@ public static class ConfigLoader
                     case OptionKind.PositiveNumber or OptionKind.Count:
                         w.WriteNumber(key.Name, double.Parse(key.Show(options), System.Globalization.CultureInfo.InvariantCulture));
                         break;
+                    case OptionKind.Port:
+                        w.WriteNumber(key.Name, int.Parse(key.Show(options), System.Globalization.CultureInfo.InvariantCulture));
+                        break;
                     default:
                         w.WriteString(key.Name, key.Show(options));
                         break;
@@ -122,9 +125,11 @@ public static class ConfigLoader
         OptionKind.StringList => "A,B",
         OptionKind.PathList => "DIR,DIR",
         OptionKind.PositiveNumber => "SECONDS",
-        OptionKind.Registries => "(file)",
         OptionKind.HandlerList => "H[=PATH],...",
         OptionKind.Count => "N",
+        OptionKind.Registries => "(file)",
+        OptionKind.IpAddress => "ADDRESS",
+        OptionKind.Port => "PORT",
         _ => "VALUE",
     };
 
@@ -294,6 +299,16 @@ public static class ConfigLoader
                 if (number > OptionKeys.MaxSeconds)
                     throw new ConfigException(where($"{raw} is more than {OptionKeys.MaxSeconds} seconds"));
                 return number;
+            case OptionKind.IpAddress:
+                var address = ((string)raw).Trim();
+                // IPAddress.TryParse also takes "1" (0.0.0.1): an address here is dotted quad or IPv6.
+                if (!(address.Contains('.') || address.Contains(':')) || !System.Net.IPAddress.TryParse(address, out var ip))
+                    throw new ConfigException(where($"\"{raw}\" is not an IP address"));
+                return ip.ToString();
+            case OptionKind.Port:
+                if (!int.TryParse(((string)raw).Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) || port > 65535)
+                    throw new ConfigException(where($"\"{raw}\" is not a port (0-65535)"));
+                return port;
             default:
                 return (string)raw;
         }

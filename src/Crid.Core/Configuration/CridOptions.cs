@@ -53,6 +53,13 @@ public sealed record CridOptions
     /// <summary>How long one CNI plugin invocation may take before it is killed.</summary>
     public double CniTimeoutSeconds { get; init; } = 60;
 
+    /// <summary>Every runtime handler with its runtime binary, the default ("") first.</summary>
+    public IReadOnlyList<ConfiguredHandler> Handlers() =>
+        [new ConfiguredHandler("", RuntimePath), .. RuntimeHandlers.Select(h => ConfiguredHandler.Parse(h, RuntimePath))];
+
+    /// <summary>The handler names besides the default, as RunPodSandbox accepts them.</summary>
+    public IReadOnlyList<string> HandlerNames() => [.. RuntimeHandlers.Select(h => ConfiguredHandler.Parse(h, RuntimePath).Name)];
+
     /// <summary>Registry remaps, mirrors and plain-HTTP registries (YAML only); see <see cref="RegistryEntry"/>.</summary>
     public IReadOnlyList<RegistryEntry> Registries { get; init; } = [];
 
@@ -64,13 +71,14 @@ public sealed record CridOptions
 
     /// <summary>A pull fails when a registry sends no byte for this long (a stalled connection).</summary>
     public double PullIdleTimeoutSeconds { get; init; } = 60;
+    /// <summary>Address of the streaming server (exec, attach, port-forward URLs); loopback unless the API server must reach it.</summary>
+    public string StreamingAddress { get; init; } = "127.0.0.1";
 
-    /// <summary>Every runtime handler with its runtime binary, the default ("") first.</summary>
-    public IReadOnlyList<ConfiguredHandler> Handlers() =>
-        [new ConfiguredHandler("", RuntimePath), .. RuntimeHandlers.Select(h => ConfiguredHandler.Parse(h, RuntimePath))];
+    /// <summary>Port of the streaming server; 0 picks a free one at start, as cri-o and containerd do.</summary>
+    public int StreamingPort { get; init; }
 
-    /// <summary>The handler names besides the default, as RunPodSandbox accepts them.</summary>
-    public IReadOnlyList<string> HandlerNames() => [.. RuntimeHandlers.Select(h => ConfiguredHandler.Parse(h, RuntimePath).Name)];
+    /// <summary>A streaming connection with no traffic for this long is closed (kubelet's default: 4 hours).</summary>
+    public double StreamingIdleTimeoutSeconds { get; init; } = 4 * 3600;
 
     /// <summary>The config file that was read, if any.</summary>
     public string? ConfigFile { get; init; }

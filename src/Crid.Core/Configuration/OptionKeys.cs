@@ -4,7 +4,7 @@ namespace Crid.Core.Configuration;
 /// Every configuration key, shared by the command line (<c>--key</c>) and the YAML file (<c>key:</c>),
 /// so the two can never drift apart and <c>--help</c> lists exactly what is accepted.
 /// </summary>
-internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber, Registries, OptionalPath, HandlerList, Count }
+internal enum OptionKind { Path, String, LogLevel, StringList, PathList, PositiveNumber, Registries, OptionalPath, HandlerList, Count, IpAddress, Port }
 
 internal sealed record OptionKey(string Name, OptionKind Kind, string Help, Func<CridOptions, string> Show, Func<CridOptions, object, CridOptions> Apply);
 
@@ -35,13 +35,6 @@ internal static class OptionKeys
             o => string.Join(",", o.CniBinDirs), (o, v) => o with { CniBinDirs = (IReadOnlyList<string>)v }),
         new("cni-timeout", OptionKind.PositiveNumber, "seconds a CNI plugin may run before it is killed and the call fails",
             o => o.CniTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { CniTimeoutSeconds = (double)v }),
-        new("registries", OptionKind.Registries, "registry remaps, mirrors and plain-HTTP registries: a list of {prefix, location, insecure, mirrors}; config file only",
-            o => o.Registries.Count == 0 ? "" : string.Join(",", o.Registries.Select(r => r.Location is null ? r.Prefix : $"{r.Prefix}={r.Location}")),
-            (o, v) => o with { Registries = (IReadOnlyList<RegistryEntry>)v }),
-        new("registry-credentials", OptionKind.OptionalPath, "Docker-style JSON file ({\"auths\": {host: {auth}}}) of default registry credentials",
-            o => o.RegistryCredentials, (o, v) => o with { RegistryCredentials = (string)v }),
-        new("pull-idle-timeout", OptionKind.PositiveNumber, "seconds a registry may send nothing before the pull fails",
-            o => o.PullIdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { PullIdleTimeoutSeconds = (double)v }),
         new("runtime-path", OptionKind.Path, "the OCI runtime (runc or a runc-compatible binary) of the default runtime handler",
             o => o.RuntimePath, (o, v) => o with { RuntimePath = (string)v }),
         new("runtime-root", OptionKind.Path, "folder of the runtime's state and the monitors' exit files and attach sockets, one subfolder per handler (short: socket paths must fit in 108 bytes)",
@@ -52,6 +45,19 @@ internal static class OptionKeys
             o => o.DefaultCgroupParent, (o, v) => o with { DefaultCgroupParent = (string)v }),
         new("pids-limit", OptionKind.Count, "pids.max of each container's cgroup; 0: unlimited",
             o => o.PidsLimit.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { PidsLimit = (long)v }),
+        new("registries", OptionKind.Registries, "registry remaps, mirrors and plain-HTTP registries: a list of {prefix, location, insecure, mirrors}; config file only",
+            o => o.Registries.Count == 0 ? "" : string.Join(",", o.Registries.Select(r => r.Location is null ? r.Prefix : $"{r.Prefix}={r.Location}")),
+            (o, v) => o with { Registries = (IReadOnlyList<RegistryEntry>)v }),
+        new("registry-credentials", OptionKind.OptionalPath, "Docker-style JSON file ({\"auths\": {host: {auth}}}) of default registry credentials",
+            o => o.RegistryCredentials, (o, v) => o with { RegistryCredentials = (string)v }),
+        new("pull-idle-timeout", OptionKind.PositiveNumber, "seconds a registry may send nothing before the pull fails",
+            o => o.PullIdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { PullIdleTimeoutSeconds = (double)v }),
+        new("streaming-address", OptionKind.IpAddress, "IP address the streaming server (exec, attach, port-forward) listens on",
+            o => o.StreamingAddress, (o, v) => o with { StreamingAddress = (string)v }),
+        new("streaming-port", OptionKind.Port, "TCP port of the streaming server; 0 picks a free one",
+            o => o.StreamingPort.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { StreamingPort = (int)v }),
+        new("streaming-idle-timeout", OptionKind.PositiveNumber, "seconds a streaming connection may stay silent before it is closed",
+            o => o.StreamingIdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { StreamingIdleTimeoutSeconds = (double)v }),
     ];
 
     public static OptionKey? Find(string name) => Array.Find(All, k => k.Name == name);

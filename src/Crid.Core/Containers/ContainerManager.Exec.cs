@@ -35,6 +35,14 @@ public sealed partial class ContainerManager
         return runtime.ExecAsync(request with { Id = container.Id }, cancel);
     }
 
+    /// <summary>The full id and the runtime of a running container, for the streaming server's exec.</summary>
+    /// <exception cref="FailedPreconditionException">the container is not running.</exception>
+    public (string Id, IContainerRuntime Runtime) RunningRuntime(string idOrPrefix)
+    {
+        var (container, runtime) = Running(idOrPrefix);
+        return (container.Id, runtime);
+    }
+
     /// <summary>Where the container's monitor listens for attach and terminal resizes.</summary>
     /// <exception cref="FailedPreconditionException">the container is not running.</exception>
     public ContainerEndpoints AttachEndpoints(string idOrPrefix)

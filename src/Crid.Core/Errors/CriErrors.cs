@@ -19,6 +19,9 @@ public sealed class AlreadyExistsException(string message) : CriException(messag
 
 public sealed class FailedPreconditionException(string message, Exception? inner = null) : CriException(message, inner);
 
+/// <summary>A bounded resource is used up for now (gRPC ResourceExhausted); the caller may retry later.</summary>
+public sealed class ResourceExhaustedException(string message) : CriException(message);
+
 /// <summary>The host refused something the request was entitled to ask for (a mount, a write).</summary>
 public sealed class RuntimeFailureException(string message, Exception? inner = null) : CriException(message, inner);
 

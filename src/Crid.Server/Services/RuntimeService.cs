@@ -3,6 +3,7 @@ using Crid.Core.Containers;
 using Crid.Core.Events;
 using Crid.Core.Sandboxes;
 using Crid.Core.Stats;
+using Crid.Streaming;
 using Runtime.V1;
 
 namespace Crid.Server.Services;
@@ -12,7 +13,7 @@ namespace Crid.Server.Services;
 /// domain and maps the result back. RPCs not overridden answer Unimplemented (the generated base).
 /// </summary>
 internal sealed partial class CriRuntimeService(CridOptions options, NetworkStatus network, SandboxManager sandboxes,
-    ContainerManager containers, StatsCollector stats, ContainerEventBus events)
+    ContainerManager containers, StreamingServer streaming, StatsCollector stats, ContainerEventBus events)
     : RuntimeService.RuntimeServiceBase
 {
 }

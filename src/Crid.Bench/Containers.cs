@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Crid.Linux;
+using Runtime.V1;
+
+namespace Crid.Bench;
+
+/// <summary>
+/// A pod with one container started, RunPodSandbox + CreateContainer + StartContainer of a pulled
+/// busybox image through the daemon, against its floor in the same run: <c>runc create</c> +
+/// <c>runc start</c> of a ready bundle of the same root file system, one of each in turn. What crid
+/// adds: the pod's namespaces, the image lookup and hold, the overlay mount, the spec, conmon and
+/// the records on disk.
+/// </summary>
+internal static class ContainerBench
+{
+    private const string Runc = "/usr/sbin/runc";
+
+    public static async Task<(Samples Crid, Samples Runc)> MeasureAsync(DaemonUnderTest daemon, string dir, int iterations, int warmup, Progress progress, CancellationToken ct)
+    {
+        Directory.CreateDirectory(dir);
+        var host = $"127.0.0.1:{ImagePulls.FreePort()}";
+        File.WriteAllText(Path.Combine(dir, "registry.yml"),
+            $"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {dir}/registry\nhttp:\n  addr: {host}\n");
+        using var registry = Process.Start(new ProcessStartInfo("/usr/bin/docker-registry", ["serve", Path.Combine(dir, "registry.yml")])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        })!;
+        registry.BeginErrorReadLine();
+        registry.BeginOutputReadLine();
+        var runcRoot = Path.Combine(dir, "runc");
+        var cgroup = "/crid-bench-floor-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            await ImagePulls.WaitForAsync(host, ct);
+            var layout = Path.Combine(dir, "layout");
+            ImagePulls.WriteBusyboxLayout(layout);
+            var policy = Path.Combine(dir, "policy.json");
+            File.WriteAllText(policy, "{\"default\":[{\"type\":\"insecureAcceptAnything\"}]}");
+            await ImagePulls.RunAsync("/usr/bin/skopeo", ["--policy", policy, "copy", "--quiet", "--dest-tls-verify=false", $"oci:{layout}:busybox", $"docker://{host}/bench/ctr:1"], ct);
+            var bundle = await BundleAsync(Path.Combine(dir, "bundle"), layout, cgroup, ct);
+
+            using var channel = DaemonUnderTest.CreateChannel(daemon.Socket);
+            var runtime = new RuntimeService.RuntimeServiceClient(channel);
+            var images = new ImageService.ImageServiceClient(channel);
+            var image = $"{host}/bench/ctr:1";
+            await images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = image } }, cancellationToken: ct);
+            var crid = new Samples();
+            var floor = new Samples();
+            for (var i = 0; i < warmup + iterations; i++)
+            {
+                ct.ThrowIfCancellationRequested();
+                var pod = new PodSandboxConfig
+                {
+                    Metadata = new PodSandboxMetadata { Name = $"ctr-{i}", Namespace = "bench", Uid = $"bench-ctr-{i}" },
+                    LogDirectory = Path.Combine(dir, "logs", i.ToString()),
+                    Linux = new LinuxPodSandboxConfig { SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Pid = NamespaceMode.Container } } },
+                };
+                var container = new ContainerConfig
+                {
+                    Metadata = new ContainerMetadata { Name = "sleep" },
+                    Image = new ImageSpec { Image = image },
+                    Command = { "sleep", "100000" },
+                    LogPath = "sleep.log",
+                    Linux = new LinuxContainerConfig(),
+                };
+                var watch = Stopwatch.StartNew();
+                var podId = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = pod }, cancellationToken: ct)).PodSandboxId;
+                var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = container, SandboxConfig = pod }, cancellationToken: ct)).ContainerId;
+                await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, cancellationToken: ct);
+                var cridMs = watch.Elapsed.TotalMilliseconds;
+
+                watch.Restart();
+                await RuncAsync(["--root", runcRoot, "create", "--bundle", bundle, "floor"]);
+                await RuncAsync(["--root", runcRoot, "start", "floor"]);
+                var floorMs = watch.Elapsed.TotalMilliseconds;
+
+                await RuncAsync(["--root", runcRoot, "delete", "--force", "floor"]);
+                await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId }, cancellationToken: ct);
+                await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId }, cancellationToken: ct);
+                if (i >= warmup)
+                {
+                    crid.Add(cridMs);
+                    floor.Add(floorMs);
+                }
+                progress.Tick("pod + container against runc create + start", i + 1, warmup + iterations);
+            }
+            return (crid, floor);
+        }
+        finally
+        {
+            if (Directory.Exists(Path.Combine(runcRoot, "floor")))
+                await RuncAsync(["--root", runcRoot, "delete", "--force", "floor"]);
+            foreach (var controller in Directory.Exists("/sys/fs/cgroup") ? Directory.EnumerateDirectories("/sys/fs/cgroup") : [])
+            {
+                try { Directory.Delete(controller + cgroup); }
+                catch (IOException) { }
+            }
+            if (!registry.HasExited)
+                registry.Kill();
+            await registry.WaitForExitAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>The image's layer unpacked as a rootfs, with runc's default spec running sleep in a cgroup of its own.</summary>
+    private static async Task<string> BundleAsync(string bundle, string layout, string cgroup, CancellationToken ct)
+    {
+        var rootfs = Directory.CreateDirectory(Path.Combine(bundle, "rootfs")).FullName;
+        var layer = Directory.GetFiles(Path.Combine(layout, "blobs", "sha256")).Select(f => new FileInfo(f)).OrderByDescending(f => f.Length).First();
+        await ImagePulls.RunAsync("tar", ["-xzf", layer.FullName, "-C", rootfs], ct);
+        await ImagePulls.RunAsync(Runc, ["spec", "--bundle", bundle], ct);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(bundle, "config.json")))!.AsObject();
+        config["process"]!["terminal"] = false;
+        config["process"]!["args"] = new JsonArray("sleep", "100000");
+        config["linux"]!["cgroupsPath"] = cgroup;
+        File.WriteAllText(Path.Combine(bundle, "config.json"), config.ToJsonString());
+        return bundle;
+    }
+
+    private static async Task RuncAsync(string[] args)
+    {
+        var child = ChildProcess.Start(new SpawnOptions { Executable = Runc, Args = [Runc, .. args] });
+        var exit = await child.Exited;
+        if (exit.Code != 0)
+            throw new InvalidOperationException($"runc {string.Join(' ', args)}: {exit}");
+    }
+}
