@@ -44,7 +44,8 @@ public static class ServerSetup
         services.AddImages(options);
         services.AddSingleton(sp => Runtimes(options, sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ContainerManager>();
-        services.AddSingleton<IContainerStreams, ContainerStreams>();
+        // A test may register its own first.
+        services.TryAddSingleton<IContainerStreams, ContainerStreams>();
         services.AddSingleton<IPodNetworks, SandboxNetworks>();
         services.AddSingleton(sp => new StreamingServer(StreamingOptionsOf(options), sp.GetRequiredService<IContainerStreams>(),
             sp.GetRequiredService<IPodNetworks>(), sp.GetRequiredService<ILoggerFactory>()));

@@ -237,4 +237,38 @@ public sealed class ContainerLifecycleTests
         await Assert.ThrowsAsync<FailedPreconditionException>(() => host.Containers.ReopenLogAsync(c.Id, ContainerHost.Timeout()));
         await Assert.ThrowsAsync<FailedPreconditionException>(() => host.Containers.StartAsync(c.Id, ContainerHost.Timeout()));
     }
+
+    [Fact]
+    public async Task Security_context_fields_hold_inside_the_container()
+    {
+        await using var host = await ContainerHost.StartAsync();
+        var pod = await host.PodAsync("sec", NamespaceMode.Container);
+        var c = await host.RunAsync(pod, ContainerHost.Shell("sec", "exec sleep 1000", cfg => cfg.Linux.SecurityContext = new LinuxContainerSecurityContext
+        {
+            RunAsUser = new Int64Value { Value = 1234 },
+            RunAsGroup = new Int64Value { Value = 2345 },
+            SupplementalGroups = { 3456 },
+            ReadonlyRootfs = true,
+            NoNewPrivs = true,
+            Capabilities = new Capability { DropCapabilities = { "ALL" }, AddCapabilities = { "NET_BIND_SERVICE" } },
+            MaskedPaths = { "/proc/timer_list" },
+            ReadonlyPaths = { "/proc/sys" },
+        }));
+        async Task<(int Code, string Out)> Exec(string script)
+        {
+            var r = await host.Containers.ExecSyncAsync(c.Id, ["/bin/sh", "-c", script], 10, ContainerHost.Timeout());
+            return (r.ExitCode, System.Text.Encoding.UTF8.GetString(r.Stdout).Trim());
+        }
+        Assert.Equal((0, "1234 2345"), await Exec("echo $(id -u) $(id -g)"));
+        Assert.Contains("3456", (await Exec("id -G")).Out.Split(' '));
+        Assert.NotEqual(0, (await Exec("touch /new-file")).Code);
+        Assert.Equal((0, "NoNewPrivs:\t1"), await Exec("grep NoNewPrivs /proc/self/status"));
+        // NET_BIND_SERVICE alone: bit 10; a non-root process keeps it in its bounding set only.
+        Assert.Equal((0, "CapBnd:\t0000000000000400"), await Exec("grep CapBnd /proc/self/status"));
+        // A masked file reads as /dev/null (root-only on the host, empty and readable here).
+        Assert.Equal((0, "0"), await Exec("wc -c < /proc/timer_list"));
+        Assert.Contains(" ro,", (await Exec("grep ' /proc/sys ' /proc/self/mounts")).Out);
+        await host.Containers.StopAsync(c.Id, 0, ContainerHost.Timeout());
+        await host.Containers.RemoveAsync(c.Id, ContainerHost.Timeout());
+    }
 }

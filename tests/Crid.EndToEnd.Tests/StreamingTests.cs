@@ -78,12 +78,14 @@ public sealed class StreamingTests
         taken.Listen();
         int busy = ((IPEndPoint)taken.LocalEndPoint!).Port;
         var dir = Directory.CreateTempSubdirectory("crid-e2e-").FullName;
+        var runtimeRoot = DaemonProcess.ShortRuntimeRoot();
         try
         {
             var stderr = new System.Text.StringBuilder();
             var process = DaemonProcess.Launch([
                 "--listen", Path.Combine(dir, "crid.sock"), "--state-dir", Path.Combine(dir, "state"), "--namespaces-dir", Path.Combine(dir, "ns"),
-                "--config", "/dev/null", "--cni-conf-dir", Path.Combine(dir, "net.d"), "--streaming-port", busy.ToString()], stderr);
+                "--config", "/dev/null", "--cni-conf-dir", Path.Combine(dir, "net.d"), "--streaming-port", busy.ToString(),
+                "--runtime-root", runtimeRoot], stderr);
             Assert.True(process.WaitForExit(20_000));
             // Without a timeout it also waits for the last of stderr to be read.
             process.WaitForExit();
@@ -94,6 +96,7 @@ public sealed class StreamingTests
         finally
         {
             Directory.Delete(dir, recursive: true);
+            await Cleanup.RemoveRuntimeRootAsync(runtimeRoot);
         }
     }
 

@@ -132,6 +132,8 @@ public sealed class StreamingRpcTests
                 StateDir = Path.Combine(dir, "state"),
                 NamespacesDir = Path.Combine(dir, "ns"),
                 CniConfDir = Path.Combine(dir, "net.d"),
+                // The container runtime's folders are made when the services are built: never the host's.
+                RuntimeRoot = Path.Combine(dir, "rt"),
             };
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = dir });
             builder.Logging.ClearProviders();
