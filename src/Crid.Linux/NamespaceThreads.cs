@@ -58,6 +58,22 @@ internal static class NamespaceThreads
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on a namespace worker without blocking the caller: the returned
+    /// task completes (or faults with the work's exception) once the worker is back home, so no
+    /// thread-pool thread waits for the worker or enters the namespaces.
+    /// </summary>
+    internal static Task RunAsync(string?[] targets, Action work)
+    {
+        var item = new Item(targets, work)
+        {
+            Completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously),
+        };
+        EnsureWorkers();
+        Queue.Add(item);
+        return item.Completion.Task;
+    }
+
     private static void EnsureWorkers()
     {
         if (Volatile.Read(ref s_threads) >= WorkerCount)
@@ -149,6 +165,17 @@ internal static class NamespaceThreads
             }
 
             item.Done.Set();
+            if (item.Completion is { } completion)
+            {
+                if (item.Error is null)
+                {
+                    completion.TrySetResult();
+                }
+                else
+                {
+                    completion.TrySetException(item.Error);
+                }
+            }
         }
 
         return clean;
@@ -184,5 +211,8 @@ internal static class NamespaceThreads
         public ManualResetEventSlim Done { get; } = new();
 
         public Exception? Error { get; set; }
+
+        /// <summary>Set by <see cref="RunAsync"/>: completed (after <see cref="Done"/>) instead of being waited on.</summary>
+        public TaskCompletionSource? Completion { get; init; }
     }
 }

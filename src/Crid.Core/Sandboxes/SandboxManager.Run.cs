@@ -99,6 +99,9 @@ public sealed partial class SandboxManager
             WriteFiles(sandbox);
 
             _sandboxes.Add(sandbox);
+            // Before the watch: an infra process already dead must be seen stopped after it started.
+            _events?.Created(id, id);
+            _events?.Started(id, id);
             WatchInfra(sandbox);
             SandboxLog.Started(_log, id, name);
             return sandbox;
