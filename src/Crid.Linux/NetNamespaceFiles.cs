@@ -13,7 +13,7 @@ public static class NetNamespaceFiles
     /// opened and read on a namespace worker that has joined the pod's namespace, and the caller
     /// awaits: no thread-pool thread enters the namespace or waits for the worker.
     /// </summary>
-    /// <exception cref="NamespaceException">the namespace cannot be entered (a pin that is gone).</exception>
+    /// <exception cref="SyscallException">the namespace cannot be entered (a pin that is gone).</exception>
     /// <exception cref="IOException">the file cannot be read.</exception>
     public static async Task<string> ReadProcNetAsync(string netnsPath, string name)
     {

@@ -79,7 +79,7 @@ public class StatsPrimitivesTests
     [Fact]
     public async Task A_namespace_that_is_gone_is_an_error_naming_it()
     {
-        var e = await Assert.ThrowsAsync<NamespaceException>(() => NetNamespaceFiles.ReadProcNetAsync("/nonexistent/netns/x", "dev"));
+        var e = await Assert.ThrowsAsync<SyscallException>(() => NetNamespaceFiles.ReadProcNetAsync("/nonexistent/netns/x", "dev"));
         Assert.Contains("/nonexistent/netns/x", e.Message);
         await Assert.ThrowsAsync<ArgumentException>(() => NetNamespaceFiles.ReadProcNetAsync("/proc/self/ns/net", "../../self/environ"));
     }

@@ -26,7 +26,7 @@ public sealed class NetworkStatsReader(Func<long>? clock = null)
         {
             text = await NetNamespaceFiles.ReadProcNetAsync(netnsPath, "dev").ConfigureAwait(false);
         }
-        catch (NamespaceException)
+        catch (SyscallException)
         {
             // The pod was stopped meanwhile: its namespace is unpinned, and it has no network to count.
             return null;
