@@ -86,7 +86,15 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
 
     private async Task PullsAsync()
     {
-        var (pull, floor, present) = await ImagePulls.MeasureAsync(daemon, Path.Combine(floorDir, "pulls"), plan.Pulls, warmup: 1, progress, ct);
+        var (pull, floor, present) = await ImagePulls.MeasureAsync(daemon, Path.Combine(floorDir, "pulls"), plan.Pulls, warmup: 1, progress, ct,
+            async image =>
+            {
+                var (rpc, runc) = await ExecRpc.MeasureAsync(daemon, image, plan.FloorIterations, plan.Warmup, progress, ct);
+                _report.Figures["execsync_rpc_p50_ms"] = rpc.P50;
+                _report.Figures["execsync_rpc_p90_ms"] = rpc.P90;
+                _report.Figures["floor_runc_exec_same_container_p50_ms"] = runc.P50;
+                _report.Figures["ratio_execsync_rpc_to_runc_exec"] = rpc.P50 / runc.P50;
+            });
         _report.Figures["pull_busybox_p50_ms"] = pull.P50;
         _report.Figures["floor_skopeo_tar_p50_ms"] = floor.P50;
         _report.Figures["ratio_pull_to_skopeo_tar"] = pull.P50 / floor.P50;

@@ -10,22 +10,11 @@ namespace Crid.Bench;
 /// </summary>
 internal static class Floor
 {
-    /// <param name="workers">false: each namespace step on a new thread (NamespaceThreads.UseWorkers), to compare.</param>
+    /// <param name="workers">false: each namespace step on a new thread (PodNamespacesOptions.UseWorkers), to compare.</param>
     public static (Samples Create, Samples Remove) Measure(string namespacesDir, int iterations, int warmup, Progress progress, bool workers = true)
     {
-        NamespaceThreads.UseWorkers = workers;
-        try
-        {
-            return MeasureCore(namespacesDir, iterations, warmup, progress, workers ? "floor" : "floor, thread per call");
-        }
-        finally
-        {
-            NamespaceThreads.UseWorkers = true;
-        }
-    }
-
-    private static (Samples Create, Samples Remove) MeasureCore(string namespacesDir, int iterations, int warmup, Progress progress, string phase)
-    {
+        var options = new PodNamespacesOptions { UseWorkers = workers };
+        var phase = workers ? "floor" : "floor, thread per call";
         var create = new Samples();
         var remove = new Samples();
         for (var i = 0; i < warmup + iterations; i++)
@@ -38,7 +27,7 @@ internal static class Floor
                 Hostname = $"floor-{i}",
             };
             var t0 = Stopwatch.GetTimestamp();
-            var result = PodNamespaces.Create(request);
+            var result = PodNamespaces.Create(request, options);
             var t1 = Stopwatch.GetTimestamp();
             // The daemon's StopPodSandbox order: uts, ipc, net (user is the host's here).
             for (var p = result.Pins.Count - 1; p >= 0; p--)

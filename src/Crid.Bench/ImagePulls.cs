@@ -16,7 +16,8 @@ namespace Crid.Bench;
 /// </summary>
 internal static class ImagePulls
 {
-    public static async Task<(Samples Pull, Samples Floor, Samples Present)> MeasureAsync(DaemonUnderTest daemon, string dir, int iterations, int warmup, Progress progress, CancellationToken ct)
+    public static async Task<(Samples Pull, Samples Floor, Samples Present)> MeasureAsync(DaemonUnderTest daemon, string dir, int iterations, int warmup, Progress progress, CancellationToken ct,
+        Func<string, Task>? whileServed = null)
     {
         foreach (var tool in new[] { "/usr/bin/docker-registry", "/usr/bin/skopeo", "/bin/busybox" })
         {
@@ -90,6 +91,9 @@ internal static class ImagePulls
                 progress.Tick("pulls of a present image", i + 1, warmup + iterations);
             }
             await images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = kept } }, cancellationToken: ct);
+            // Another phase that needs the image in a registry (ExecRpc), while it still serves.
+            if (whileServed is not null)
+                await whileServed($"{host}/bench/busybox:1");
             return (pulls, floor, present);
         }
         finally

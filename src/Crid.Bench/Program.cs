@@ -92,7 +92,7 @@ internal static class Program
             {
                 PinnedNamespace.FromPath(mount).Remove();
             }
-            catch (Exception e) when (e is NamespaceException or ArgumentException)
+            catch (Exception e) when (e is SyscallException or ArgumentException)
             {
                 Console.Error.WriteLine($"crid-bench: cannot remove the pin {mount}: {e.Message}");
             }

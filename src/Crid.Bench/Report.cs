@@ -66,6 +66,8 @@ internal sealed class Report
         Row("sandbox files: temp + fsync + rename + dir fsync", Ms("files_fsync_p50_ms"), "", "");
         Row("ExecSync of true, driver in-process (bench JIT)", Ms("execsync_p50_ms"), Ms("execsync_p90_ms"), "");
         Row("floor: runc exec of true", Ms("floor_runc_exec_p50_ms"), "", "");
+        Row("ExecSync of true over the daemon's socket (a probe)", Ms("execsync_rpc_p50_ms"), Ms("execsync_rpc_p90_ms"), "");
+        Row("floor: runc exec of true, same container", Ms("floor_runc_exec_same_container_p50_ms"), "", "");
         Row("ratio RunPodSandbox / floor create", Ms("ratio_run_to_floor_create"), "", "");
         Row("ratio PullImage / (skopeo copy + tar)", Ms("ratio_pull_to_skopeo_tar"), "", "");
         Row("ratio pod + container start / runc create + start", Ms("ratio_pod_container_to_runc_create_start"), "", "");
@@ -82,6 +84,7 @@ internal sealed class Report
             var c = key[5..key.IndexOf('_', 5)];
             Row($"Run / Stop, network, {c} clients (p50)", Ms($"net_c{c}_run_p50_ms"), Ms($"net_c{c}_stop_p50_ms"), "");
         }
+        Row("ratio ExecSync RPC / runc exec", Ms("ratio_execsync_rpc_to_runc_exec"), "", "");
         foreach (var key in f.Keys.Where(k => k.StartsWith('c') && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
         {
             var c = key[1..key.IndexOf('_')];

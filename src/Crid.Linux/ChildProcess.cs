@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
-using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 using static Tmds.Linux.LibC;
 
 namespace Crid.Linux;
@@ -56,8 +56,6 @@ public readonly record struct ProcessExit(int ExitCode, int Signal)
 /// </summary>
 public sealed class ChildProcess
 {
-    private const int SYS_pidfd_open = 434, SYS_pidfd_send_signal = 424;
-
     private readonly SafeFd _pidfd;
 
     private ChildProcess(int pid, SafeFd pidfd)
@@ -73,7 +71,7 @@ public sealed class ChildProcess
     public Task<ProcessExit> Exited { get; }
 
     /// <summary>posix_spawn(3) with the options' descriptors, directory and session.</summary>
-    /// <exception cref="IOException">the executable could not be started (its errno named).</exception>
+    /// <exception cref="SyscallException">the executable could not be started (its errno named).</exception>
     public static unsafe ChildProcess Start(SpawnOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -86,13 +84,12 @@ public sealed class ChildProcess
         int pid = Spawn(options);
 
         // Our own unreaped child cannot be recycled before we wait for it, so this pidfd is its.
-        var pidfd = SafeFd.FromResult((int)(long)syscall(SYS_pidfd_open, pid, 0));
+        var pidfd = Interop.PidfdOpen(pid);
         if (pidfd.IsInvalid)
         {
-            var error = Errors.LastIo("pidfd_open", options.Executable);
+            var error = Interop.Error("pidfd_open", options.Executable);
             kill(pid, SIGKILL);
-            int status;
-            Interop.Waitpid(pid, &status, 0);
+            Interop.Reap(pid, 0, out _);
             throw error;
         }
 
@@ -101,26 +98,17 @@ public sealed class ChildProcess
 
     /// <summary>Sends a signal unless the child has been reaped already (pidfd_send_signal: never a recycled pid).</summary>
     /// <returns>false when the child is gone.</returns>
-    public unsafe bool Signal(int signal)
+    public bool Signal(int signal)
     {
-        // The pidfd is closed once the child is reaped; the reference keeps its number from being
+        // The pidfd is closed once the child is reaped; the lease keeps its number from being
         // reused by another file while the signal is sent.
-        bool added = false;
         try
         {
-            _pidfd.DangerousAddRef(ref added);
-            return (long)syscall(SYS_pidfd_send_signal, (int)_pidfd.DangerousGetHandle(), signal, (void*)null, 0) == 0;
+            return Interop.PidfdSendSignal(_pidfd, signal) == 0;
         }
         catch (ObjectDisposedException)
         {
             return false;
-        }
-        finally
-        {
-            if (added)
-            {
-                _pidfd.DangerousRelease();
-            }
         }
     }
 
@@ -161,24 +149,19 @@ public sealed class ChildProcess
     }
 
     /// <summary>Whether a process with this pid exists (a zombie counts: it has not been reaped).</summary>
-    public static bool IsAlive(int pid) => pid > 0 && (kill(pid, 0) == 0 || Marshal.GetLastPInvokeError() == Interop.EPERM);
+    public static bool IsAlive(int pid) => pid > 0 && (kill(pid, 0) == 0 || Interop.LastErrno == EPERM);
 
     private static SafeFd? OpenPidfd(int pid)
     {
-        var pidfd = SafeFd.FromResult((int)(long)syscall(SYS_pidfd_open, pid, 0));
+        var pidfd = Interop.PidfdOpen(pid);
         if (!pidfd.IsInvalid)
         {
             return pidfd;
         }
 
-        int errno = Marshal.GetLastPInvokeError();
+        var error = Interop.Error("pidfd_open", $"/proc/{pid}");
         pidfd.Dispose();
-        if (errno == Interop.ESRCH)
-        {
-            return null;
-        }
-
-        throw new IOException($"pidfd_open {pid}: {Interop.ErrnoName(errno)}: {Marshal.GetPInvokeErrorMessage(errno)}");
+        return error.Errno == ESRCH ? null : throw error;
     }
 
     private async Task<ProcessExit> WaitAndReapAsync()
@@ -194,16 +177,9 @@ public sealed class ChildProcess
         }
     }
 
-    private static unsafe bool TryReap(int pid, out ProcessExit exit)
+    private static bool TryReap(int pid, out ProcessExit exit)
     {
-        int status;
-        int r;
-        do
-        {
-            r = Interop.Waitpid(pid, &status, Interop.WNOHANG);
-        }
-        while (r < 0 && Marshal.GetLastPInvokeError() == Interop.EINTR);
-
+        int r = Interop.Reap(pid, Interop.WNOHANG, out int status);
         if (r == 0)
         {
             exit = default;
@@ -231,10 +207,9 @@ public sealed class ChildProcess
         var strings = new List<IntPtr>();
         byte* attr = stackalloc byte[Interop.SpawnAttrSize];
         byte* actions = stackalloc byte[Interop.SpawnFileActionsSize];
-        byte* all = stackalloc byte[Interop.SigsetSize];
-        byte* none = stackalloc byte[Interop.SigsetSize];
-        Interop.Sigfillset(all);
-        Interop.Sigemptyset(none);
+        sigset_t all, none;
+        sigfillset(&all);
+        sigemptyset(&none);
         Interop.PosixSpawnattrInit(attr);
         Interop.PosixSpawnFileActionsInit(actions);
         try
@@ -279,8 +254,8 @@ public sealed class ChildProcess
 
             // Nothing of the daemon's signal handlers or blocked signals survives the exec.
             Interop.PosixSpawnattrSetflags(attr, flags);
-            Interop.PosixSpawnattrSetsigdefault(attr, all);
-            Interop.PosixSpawnattrSetsigmask(attr, none);
+            Interop.PosixSpawnattrSetsigdefault(attr, &all);
+            Interop.PosixSpawnattrSetsigmask(attr, &none);
 
             // Every source is first copied above every target number, so one dup2 never
             // overwrites the source of the next (a source may itself be fd 3 or 4).
@@ -289,11 +264,7 @@ public sealed class ChildProcess
                 bool added = false;
                 source.DangerousAddRef(ref added);
                 refs.Add(source);
-                var copy = SafeFd.FromResult(fcntl((int)source.DangerousGetHandle(), F_DUPFD_CLOEXEC, minFd));
-                if (copy.IsInvalid)
-                {
-                    throw Errors.LastIo("fcntl F_DUPFD_CLOEXEC", o.Executable);
-                }
+                var copy = SafeFd.Check(fcntl((int)source.DangerousGetHandle(), F_DUPFD_CLOEXEC, minFd), "fcntl F_DUPFD_CLOEXEC", o.Executable);
 
                 copies.Add(copy);
                 Interop.PosixSpawnFileActionsAdddup2(actions, (int)copy.DangerousGetHandle(), target);
@@ -332,7 +303,7 @@ public sealed class ChildProcess
             int rc = Interop.PosixSpawn(&pid, exe, actions, attr, argv, envp);
             if (rc != 0)
             {
-                throw new IOException($"posix_spawn {o.Executable}: {Interop.ErrnoName(rc)}: {Marshal.GetPInvokeErrorMessage(rc)}");
+                throw Interop.Error(rc, "posix_spawn", o.Executable);
             }
 
             return pid;

@@ -1,5 +1,3 @@
-using System.Text;
-using Tmds.Linux;
 using static Tmds.Linux.LibC;
 
 namespace Crid.Linux;
@@ -9,25 +7,20 @@ namespace Crid.Linux;
 public readonly record struct NodeInfo(char Type, uint Major, uint Minor, uint Permissions, uint Uid, uint Gid);
 
 /// <summary>Device node facts, which .NET's file APIs do not give (st_rdev).</summary>
-public static unsafe class DeviceNodes
+public static class DeviceNodes
 {
     /// <summary>statx(2) of <paramref name="path"/>; null when it does not exist.</summary>
+    /// <param name="path">The node.</param>
     /// <param name="followLinks">false looks at a symlink itself (AT_SYMLINK_NOFOLLOW).</param>
-    /// <exception cref="IOException">statx failed for another reason (EACCES, ELOOP...).</exception>
+    /// <exception cref="SyscallException">statx failed for another reason (EACCES, ELOOP...).</exception>
     public static NodeInfo? Stat(string path, bool followLinks)
     {
-        var bytes = Encoding.UTF8.GetBytes(path + "\0");
-        statx st;
-        int rc;
-        fixed (byte* p = bytes)
-            rc = statx(AT_FDCWD, p, followLinks ? 0 : AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID, &st);
-        if (rc != 0)
+        if (Interop.Statx(path, followLinks ? 0 : AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID, out var st) != 0)
         {
-            var errno = LibC.errno;
-            if (errno == ENOENT || errno == ENOTDIR)
-                return null;
-            throw new IOException($"statx {path}: {Interop.ErrnoName(errno)}");
+            var error = Interop.Error("statx", path);
+            return error.Errno == ENOENT || error.Errno == ENOTDIR ? null : throw error;
         }
+
         var type = (st.stx_mode & 0xF000) switch
         {
             0x2000 => 'c',

@@ -8,8 +8,8 @@ namespace Crid.Linux;
 /// <summary>
 /// One epoll instance and one dedicated thread that turn "this fd is readable" into a completed
 /// Task, so waiting for a pipe, a pty, an inotify queue or a pidfd never holds a thread-pool
-/// thread. .NET's own event loop only serves sockets; everything else a container driver waits
-/// on (a child's exit, a terminal, a directory) comes through here.
+/// thread. .NET's own event loop only serves sockets; everything else the daemon waits on (a child's
+/// exit, an infra process's, a terminal, a directory) comes through here.
 /// </summary>
 /// <remarks>
 /// Each wait is a one-shot registration (EPOLLONESHOT) removed before its task completes, so a
@@ -20,17 +20,16 @@ internal sealed unsafe class FdPoller
 {
     private static readonly Lazy<FdPoller> SharedInstance = new(() => new FdPoller(), LazyThreadSafetyMode.ExecutionAndPublication);
 
+    // Never disposed: the poller lives as long as the process, so its number may be used bare.
+    private readonly SafeFd _epoll;
     private readonly int _epfd;
     private readonly ConcurrentDictionary<ulong, Waiter> _waiters = new();
     private ulong _nextToken;
 
     private FdPoller()
     {
-        _epfd = epoll_create1(EPOLL_CLOEXEC);
-        if (_epfd < 0)
-        {
-            throw Errors.LastIo("epoll_create1", "(poller)");
-        }
+        _epoll = SafeFd.Check(epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
+        _epfd = (int)_epoll.DangerousGetHandle();
 
         // A process-lifetime background thread: never a pool thread, never joined.
         new Thread(Loop) { IsBackground = true, Name = "crid-fd-poller" }.Start();
@@ -57,12 +56,12 @@ internal sealed unsafe class FdPoller
         ev.data.u64 = token;
         if (epoll_ctl(_epfd, EPOLL_CTL_ADD, waiter.Fd, &ev) != 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
+            var error = Interop.Error("epoll_ctl");
             _waiters.TryRemove(token, out _);
             fd.DangerousRelease();
 
             // epoll(7): regular files and directories cannot be polled; they are always ready.
-            return errno == Interop.EPERM ? Task.CompletedTask : Task.FromException(ErrnoIo(errno, "epoll_ctl"));
+            return error.Errno == EPERM ? Task.CompletedTask : Task.FromException(error);
         }
 
         if (cancellationToken.CanBeCanceled)
@@ -80,9 +79,6 @@ internal sealed unsafe class FdPoller
 
         return waiter.Completion.Task;
     }
-
-    private static IOException ErrnoIo(int errno, string call)
-        => new($"{call}: {Interop.ErrnoName(errno)}: {Marshal.GetPInvokeErrorMessage(errno)}");
 
     private void Complete(ulong token, CancellationToken canceled)
     {

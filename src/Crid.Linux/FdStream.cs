@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using static Tmds.Linux.LibC;
 
@@ -21,12 +20,9 @@ public sealed class FdStream : Stream
         ArgumentNullException.ThrowIfNull(fd);
         _fd = fd;
         _canRead = canRead;
-        int fdNumber = (int)fd.DangerousGetHandle();
-        int flags = fcntl(fdNumber, F_GETFL);
-        if (flags < 0 || fcntl(fdNumber, F_SETFL, flags | O_NONBLOCK) < 0)
-        {
-            throw Errors.LastIo("fcntl O_NONBLOCK", "(stream)");
-        }
+        using var lease = fd.Borrow();
+        int flags = Interop.CheckIo(fcntl(lease.Fd, F_GETFL), "fcntl F_GETFL");
+        Interop.CheckIo(fcntl(lease.Fd, F_SETFL, flags | O_NONBLOCK), "fcntl O_NONBLOCK");
     }
 
     public override bool CanRead => _canRead && !_fd.IsClosed;
@@ -58,14 +54,14 @@ public sealed class FdStream : Stream
                 return n;
             }
 
-            if (errno == Interop.EIO)
+            if (errno == EIO)
             {
                 return 0;
             }
 
-            if (errno != Interop.EAGAIN)
+            if (errno != EAGAIN)
             {
-                throw Io(errno, "read");
+                throw Interop.Error(errno, "read");
             }
 
             await FdPoller.Shared.WaitAsync(_fd, write: false, cancellationToken).ConfigureAwait(false);
@@ -88,9 +84,9 @@ public sealed class FdStream : Stream
                 continue;
             }
 
-            if (errno != Interop.EAGAIN)
+            if (errno != EAGAIN)
             {
-                throw Io(errno, "write");
+                throw Interop.Error(errno, "write");
             }
 
             await FdPoller.Shared.WaitAsync(_fd, write: true, cancellationToken).ConfigureAwait(false);
@@ -106,12 +102,7 @@ public sealed class FdStream : Stream
             return n;
         }
 
-        return errno switch
-        {
-            Interop.EIO => 0,
-            Interop.EAGAIN => -1,
-            _ => throw Io(errno, "read"),
-        };
+        return errno == EIO ? 0 : errno == EAGAIN ? -1 : throw Interop.Error(errno, "read");
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
@@ -145,68 +136,29 @@ public sealed class FdStream : Stream
         base.Dispose(disposing);
     }
 
-    private unsafe int TryRead(Span<byte> buffer, out int errno)
+    private int TryRead(Span<byte> buffer, out int errno)
     {
-        errno = 0;
-        bool added = false;
-        _fd.DangerousAddRef(ref added);
-        try
+        while (true)
         {
-            fixed (byte* p = buffer)
+            long n = Interop.Read(_fd, buffer);
+            errno = n < 0 ? Interop.LastErrno : 0;
+            if (errno != EINTR)
             {
-                while (true)
-                {
-                    long n = read((int)_fd.DangerousGetHandle(), p, buffer.Length);
-                    if (n >= 0)
-                    {
-                        return (int)n;
-                    }
-
-                    errno = Marshal.GetLastPInvokeError();
-                    if (errno != Interop.EINTR)
-                    {
-                        return -1;
-                    }
-                }
+                return (int)n;
             }
-        }
-        finally
-        {
-            _fd.DangerousRelease();
         }
     }
 
-    private unsafe int TryWrite(ReadOnlySpan<byte> buffer, out int errno)
+    private int TryWrite(ReadOnlySpan<byte> buffer, out int errno)
     {
-        errno = 0;
-        bool added = false;
-        _fd.DangerousAddRef(ref added);
-        try
+        while (true)
         {
-            fixed (byte* p = buffer)
+            long n = Interop.Write(_fd, buffer);
+            errno = n < 0 ? Interop.LastErrno : 0;
+            if (errno != EINTR)
             {
-                while (true)
-                {
-                    long n = write((int)_fd.DangerousGetHandle(), p, buffer.Length);
-                    if (n >= 0)
-                    {
-                        return (int)n;
-                    }
-
-                    errno = Marshal.GetLastPInvokeError();
-                    if (errno != Interop.EINTR)
-                    {
-                        return -1;
-                    }
-                }
+                return (int)n;
             }
         }
-        finally
-        {
-            _fd.DangerousRelease();
-        }
     }
-
-    private static IOException Io(int errno, string call)
-        => new($"{call}: {Interop.ErrnoName(errno)}: {Marshal.GetPInvokeErrorMessage(errno)}");
 }

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using static Tmds.Linux.LibC;
 
@@ -11,43 +10,22 @@ public static class Fifo
     /// Writes <paramref name="message"/> in one write(2) (atomic below PIPE_BUF). false when nobody
     /// reads the fifo (fifo(7): a non-blocking open for writing fails with ENXIO) or it is missing.
     /// </summary>
-    public static unsafe bool TryWrite(string path, string message)
+    public static bool TryWrite(string path, string message)
     {
+        using var fd = Interop.Open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd.IsInvalid)
+        {
+            var error = Interop.Error("open", path);
+            return error.Errno == ENOENT || error.Errno == ENXIO ? false : throw error;
+        }
+
         var bytes = Encoding.UTF8.GetBytes(message);
-        var cpath = Encoding.UTF8.GetBytes(path + "\0");
-        int fd;
-        fixed (byte* p = cpath)
+        long n = Interop.Write(fd, bytes);
+        if (n < 0)
         {
-            fd = open(p, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0);
+            throw Interop.Error("write", path);
         }
 
-        if (fd < 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno is Interop.ENOENT or 6 /* ENXIO */)
-            {
-                return false;
-            }
-
-            throw new IOException($"open {path}: {Interop.ErrnoName(errno)}: {Marshal.GetPInvokeErrorMessage(errno)}");
-        }
-
-        try
-        {
-            fixed (byte* b = bytes)
-            {
-                long n = write(fd, b, bytes.Length);
-                if (n != bytes.Length)
-                {
-                    throw Errors.LastIo("write", path);
-                }
-            }
-
-            return true;
-        }
-        finally
-        {
-            close(fd);
-        }
+        return n == bytes.Length ? true : throw Interop.Error(EIO, "write (short)", path);
     }
 }

@@ -3,12 +3,11 @@ namespace Crid.Linux;
 /// <summary>How full the filesystem holding a path is, as statvfs(3) reports it, and where it is mounted.</summary>
 public sealed record FileSystemUsage(string MountPoint, ulong UsedBytes, ulong UsedInodes)
 {
-    public static unsafe FileSystemUsage Of(string path)
+    public static FileSystemUsage Of(string path)
     {
-        Interop.StatVfs st;
-        if (Interop.StatVfsPath(path, &st) != 0)
-            throw Errors.LastIo("statvfs", path);
-        return new FileSystemUsage(MountPointOf(path), (st.Blocks - st.BFree) * st.FrSize, st.Files - st.FFree);
+        Interop.CheckIo(Interop.StatVfs(path, out var st), "statvfs", path);
+        ulong blocks = st.f_blocks, free = st.f_bfree, files = st.f_files, freeFiles = st.f_ffree, fragment = st.f_frsize;
+        return new FileSystemUsage(MountPointOf(path), (blocks - free) * fragment, files - freeFiles);
     }
 
     /// <summary>The longest mount point in /proc/self/mountinfo that contains <paramref name="path"/>.</summary>

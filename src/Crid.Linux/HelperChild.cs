@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
 
 namespace Crid.Linux;
 
@@ -10,7 +12,6 @@ namespace Crid.Linux;
 internal sealed unsafe class HelperChild : IDisposable
 {
     private const int StackSize = 16 * 1024;
-    private const int CLONE_VM = 0x100;
 
     // A native function, so the child never runs managed code: it is a copy of the daemon
     // (signal handlers, descriptors) and must do nothing but wait for SIGKILL.
@@ -24,12 +25,12 @@ internal sealed unsafe class HelperChild : IDisposable
         _stack = stack;
     }
 
-    /// <summary>Tests/benchmarks only: copy the address space (fork-like) instead of sharing it.</summary>
-    internal static bool ShareMemory { get; set; } = true;
-
     public int Pid { get; }
 
-    internal static HelperChild Start(int flags, string? type)
+    /// <param name="flags">The CLONE_NEW* flags of the namespaces to create.</param>
+    /// <param name="type">The one namespace type asked for, to name in an error; null for several.</param>
+    /// <param name="shareMemory">CLONE_VM (production); false copies the address space, fork-like, to measure.</param>
+    internal static HelperChild Start(int flags, string? type, bool shareMemory = true)
     {
         // CLONE_VM: the child shares our memory instead of copying the page tables of a large
         // .NET heap (fork cost, then copy-on-write faults in every daemon thread until it exits).
@@ -41,17 +42,16 @@ internal sealed unsafe class HelperChild : IDisposable
         // The child inherits this thread's signal mask. With everything blocked, a signal that
         // reaches it anyway (a terminal's ^C goes to the whole process group) stays pending
         // instead of running the daemon's handlers in the child; SIGKILL cannot be blocked.
-        byte* all = stackalloc byte[Interop.SigsetSize];
-        byte* old = stackalloc byte[Interop.SigsetSize];
-        Interop.Sigfillset(all);
-        Interop.PthreadSigmask(Interop.SIG_SETMASK, all, old);
-        int pid = Interop.Clone(PauseFn, top, flags | Interop.SIGCHLD | (ShareMemory ? CLONE_VM : 0), null);
-        Interop.PthreadSigmask(Interop.SIG_SETMASK, old, null);
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int pid = clone((void*)PauseFn, top, flags | SIGCHLD | (shareMemory ? CLONE_VM : 0), null, null, null, null);
+        int errno = Interop.LastErrno;
+        pthread_sigmask(SIG_SETMASK, &old, null);
         if (pid < 0)
         {
-            var error = Errors.Last("clone", type, "clone", null);
             NativeMemory.Free(stack);
-            throw error;
+            throw Interop.Error(errno, "clone", null, "clone", type);
         }
 
         return new HelperChild(pid, stack);
@@ -60,11 +60,8 @@ internal sealed unsafe class HelperChild : IDisposable
     internal static void KillAndReap(int pid)
     {
         // SIGKILL only: any other signal would run the daemon's inherited handlers in the child.
-        Interop.Kill(pid, Interop.SIGKILL);
-        int status;
-        while (Interop.Waitpid(pid, &status, 0) < 0 && Marshal.GetLastPInvokeError() == Interop.EINTR)
-        {
-        }
+        kill(pid, SIGKILL);
+        Interop.Reap(pid, 0, out _);
     }
 
     public void Dispose()

@@ -13,7 +13,7 @@ public static partial class InfraProcess
         var spawned = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
         SpawnThread(request, p => spawned.SetResult(p), e => spawned.SetException(e)).Start();
         int pid = await spawned.Task.ConfigureAwait(false);
-        var handle = Pin(pid, pinPath);
+        var handle = Pin(pid, pinPath, request.UserNsPath is not null);
         var deadline = Environment.TickCount64 + 1000;
         while (!HasSigtermHandler(pid) && Environment.TickCount64 < deadline)
         {
@@ -33,7 +33,7 @@ public static partial class InfraProcess
         if (pid > 0 && NsFiles.IsNsfs(pinPath) &&
             NsFiles.TryInode(pinPath, out ulong pinned) &&
             NsFiles.TryInode($"/proc/{pid}/ns/pid", out ulong actual) && pinned == actual &&
-            Interop.Kill(pid, Interop.SIGKILL) == 0)
+            Tmds.Linux.LibC.kill(pid, Tmds.Linux.LibC.SIGKILL) == 0)
         {
             for (int i = 0; i < 5000 && !TryReap(pid); i++)
             {

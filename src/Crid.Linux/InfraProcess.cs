@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
 
 namespace Crid.Linux;
 
@@ -27,6 +29,13 @@ public sealed record InfraRequest
     public string? IpcNsPath { get; init; }
 
     public string? UtsNsPath { get; init; }
+
+    /// <summary>
+    /// The pod's user namespace pin, when it has one: the pid namespace is then created by a process
+    /// that has joined it (so that namespace owns it, and an OCI runtime joining from inside may
+    /// enter it), and the infra process runs as its root.
+    /// </summary>
+    public string? UserNsPath { get; init; }
 }
 
 public static unsafe partial class InfraProcess
@@ -48,7 +57,7 @@ public static unsafe partial class InfraProcess
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
         }
 
-        var handle = Pin(pid, pinPath);
+        var handle = Pin(pid, pinPath, request.UserNsPath is not null);
         var deadline = Environment.TickCount64 + 1000;
         while (!HasSigtermHandler(pid) && Environment.TickCount64 < deadline)
         {
@@ -74,9 +83,10 @@ public static unsafe partial class InfraProcess
     }
 
     /// <summary>
-    /// unshare(CLONE_NEWPID) changes pid_ns_for_children of this thread only and for good:
-    /// once the namespace's init dies no process can ever be created in it again, so the
-    /// thread is new, used once and left to exit. It is never a pool thread.
+    /// The infra is spawned from a new thread, used once and left to exit, never a pool thread: it
+    /// joins the pod's net/ipc/uts namespaces, and unshare(CLONE_NEWPID) changes pid_ns_for_children
+    /// of this thread only and for good (once the namespace's init dies no process can ever be
+    /// created in it again).
     /// </summary>
     private static Thread SpawnThread(InfraRequest request, Action<int> done, Action<Exception> failed) =>
         new(() =>
@@ -96,13 +106,23 @@ public static unsafe partial class InfraProcess
         })
         { IsBackground = true, Name = "crid-infra-spawn" };
 
-    private static InfraHandle Pin(int pid, string pinPath)
+    /// <param name="chown">Own the pin as the infra's owner does (the pod's root in a user-namespaced pod), as its other pins are.</param>
+    private static InfraHandle Pin(int pid, string pinPath, bool chown)
     {
         var pin = new PinnedNamespace("pid", pinPath);
         bool created = false;
         try
         {
-            NsFiles.CreatePinFile(pinPath, "pid", false, 0, 0);
+            uint uid = 0, gid = 0;
+            if (chown)
+            {
+                // /proc/<pid> belongs to the process's effective ids (proc(5)).
+                string proc = $"/proc/{pid}";
+                Interop.CheckIo(Interop.Statx(proc, 0, STATX_UID | STATX_GID, out var st), "statx", proc, "create pin", "pid");
+                (uid, gid) = (st.stx_uid, st.stx_gid);
+            }
+
+            NsFiles.CreatePinFile(pinPath, "pid", chown, uid, gid);
             created = true;
             NsFiles.BindMount($"/proc/{pid}/ns/pid", pinPath, "pid");
         }
@@ -116,7 +136,7 @@ public static unsafe partial class InfraProcess
                     pin.Remove();
                 }
             }
-            catch (NamespaceException)
+            catch (SyscallException)
             {
                 // Report the original error.
             }
@@ -172,7 +192,7 @@ public static unsafe partial class InfraProcess
             NsFiles.TryInode(pinPath, out ulong pinned) &&
             NsFiles.TryInode($"/proc/{pid}/ns/pid", out ulong actual) && pinned == actual)
         {
-            if (Interop.Kill(pid, Interop.SIGKILL) == 0)
+            if (kill(pid, SIGKILL) == 0)
             {
                 Reap(pid);
             }
@@ -184,52 +204,19 @@ public static unsafe partial class InfraProcess
     /// <summary>True once <paramref name="pid"/> is reaped by us, or gone (not our child: its parent reaps it).</summary>
     private static bool TryReap(int pid)
     {
-        const int WNOHANG = 1;
-        int status;
-        while (true)
-        {
-            int rc = Interop.Waitpid(pid, &status, WNOHANG);
-            if (rc > 0)
-            {
-                return true;
-            }
-
-            if (rc == 0)
-            {
-                return false;
-            }
-
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno == Interop.EINTR)
-            {
-                continue;
-            }
-
-            return errno != Interop.ECHILD || !Directory.Exists($"/proc/{pid}");
-        }
+        int rc = Interop.Reap(pid, Interop.WNOHANG, out _);
+        return rc > 0 || (rc < 0 && (Interop.LastErrno != ECHILD || !Directory.Exists($"/proc/{pid}")));
     }
 
     private static void Reap(int pid)
     {
-        int status;
-        while (Interop.Waitpid(pid, &status, 0) < 0)
+        if (Interop.Reap(pid, 0, out _) < 0 && Interop.LastErrno == ECHILD)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno == Interop.EINTR)
+            // Not our child (the daemon restarted): its new parent reaps it; wait briefly.
+            for (int i = 0; i < 500 && Directory.Exists($"/proc/{pid}"); i++)
             {
-                continue;
+                Thread.Sleep(10);
             }
-
-            if (errno == Interop.ECHILD)
-            {
-                // Not our child (the daemon restarted): its new parent reaps it; wait briefly.
-                for (int i = 0; i < 500 && Directory.Exists($"/proc/{pid}"); i++)
-                {
-                    Thread.Sleep(10);
-                }
-            }
-
-            return;
         }
     }
 
@@ -240,12 +227,11 @@ public static unsafe partial class InfraProcess
     /// </summary>
     public static int RunPause()
     {
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => Interop.Exit(0));
-        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => Interop.Exit(0));
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => _exit(0));
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => _exit(0));
         while (true)
         {
-            int status;
-            if (Interop.Waitpid(-1, &status, 0) < 0 && Marshal.GetLastPInvokeError() == Interop.ECHILD)
+            if (Interop.Reap(-1, 0, out _) < 0 && Interop.LastErrno == ECHILD)
             {
                 Thread.Sleep(1000);
             }
@@ -254,23 +240,23 @@ public static unsafe partial class InfraProcess
 
     private static int SpawnInNewPidNs(InfraRequest r)
     {
-        Join(r.NetNsPath, Interop.CLONE_NEWNET, "net");
-        Join(r.IpcNsPath, Interop.CLONE_NEWIPC, "ipc");
-        Join(r.UtsNsPath, Interop.CLONE_NEWUTS, "uts");
-        if (Interop.Unshare(Interop.CLONE_NEWPID) != 0)
+        Join(r.NetNsPath, CLONE_NEWNET, "net");
+        Join(r.IpcNsPath, CLONE_NEWIPC, "ipc");
+        Join(r.UtsNsPath, CLONE_NEWUTS, "uts");
+        if (r.UserNsPath is not null)
         {
-            throw Errors.Last("unshare", "pid", "unshare", null);
+            return SpawnInUserNamespace(r);
         }
 
+        Interop.CheckIo(unshare(CLONE_NEWPID), "unshare", null, "unshare", "pid");
         using var argv = new CStringArray(r.Args);
         using var envp = new CStringArray(r.Environment ?? []);
         using var exe = new CStringArray([r.Executable, "/dev/null"]);
         byte* attr = stackalloc byte[Interop.SpawnAttrSize];
         byte* actions = stackalloc byte[Interop.SpawnFileActionsSize];
-        byte* all = stackalloc byte[Interop.SigsetSize];
-        byte* none = stackalloc byte[Interop.SigsetSize];
-        Interop.Sigfillset(all);
-        Interop.Sigemptyset(none);
+        sigset_t all, none;
+        sigfillset(&all);
+        sigemptyset(&none);
         Interop.PosixSpawnattrInit(attr);
         Interop.PosixSpawnFileActionsInit(actions);
         try
@@ -279,18 +265,18 @@ public static unsafe partial class InfraProcess
             // handlers or blocked signals survives the exec. A session of its own keeps it out
             // of the daemon's process group (a terminal's ^C).
             Interop.PosixSpawnattrSetflags(attr, (short)(Interop.POSIX_SPAWN_SETSIGDEF | Interop.POSIX_SPAWN_SETSIGMASK | Interop.POSIX_SPAWN_SETSID));
-            Interop.PosixSpawnattrSetsigdefault(attr, all);
-            Interop.PosixSpawnattrSetsigmask(attr, none);
+            Interop.PosixSpawnattrSetsigdefault(attr, &all);
+            Interop.PosixSpawnattrSetsigmask(attr, &none);
             for (int fd = 0; fd < 3; fd++)
             {
-                Interop.PosixSpawnFileActionsAddopen(actions, fd, exe.Pointers[1], fd == 0 ? Interop.O_RDONLY : Interop.O_WRONLY, 0);
+                Interop.PosixSpawnFileActionsAddopen(actions, fd, exe.Pointers[1], fd == 0 ? O_RDONLY : O_WRONLY, 0);
             }
 
             int pid;
             int rc = Interop.PosixSpawn(&pid, exe.Pointers[0], actions, attr, argv.Pointers, envp.Pointers);
             if (rc != 0)
             {
-                throw Errors.Of(rc, "spawn infra", "pid", "posix_spawn", r.Executable);
+                throw Interop.Error(rc, "posix_spawn", r.Executable, "spawn infra", "pid");
             }
 
             return pid;
@@ -309,16 +295,8 @@ public static unsafe partial class InfraProcess
             return;
         }
 
-        using SafeFd fd = Interop.Open(path, Interop.O_RDONLY | Interop.O_CLOEXEC, 0);
-        if (fd.IsInvalid)
-        {
-            throw Errors.Last("join", type, "open", path);
-        }
-
-        if (Interop.Setns(fd, flag) != 0)
-        {
-            throw Errors.Last("join", type, "setns", path);
-        }
+        using SafeFd fd = Interop.OpenChecked(path, O_RDONLY | O_CLOEXEC, 0, "join", type);
+        Interop.CheckIo(Interop.Setns(fd, flag), "setns", path, "join", type);
     }
 
     /// <summary>A NULL-terminated char*[] in native memory, for argv/envp.</summary>

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 using static Tmds.Linux.LibC;
@@ -27,22 +26,13 @@ public sealed class Inotify : IDisposable
 
     public Inotify()
     {
-        int fd = Interop.InotifyInit1(IN_NONBLOCK | IN_CLOEXEC);
-        if (fd < 0)
-        {
-            throw Errors.LastIo("inotify_init1", "(watch)");
-        }
-
-        _fd = new SafeFileHandle(fd, ownsHandle: true);
+        _fd = new SafeFileHandle(Interop.CheckIo(Interop.InotifyInit1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1"), ownsHandle: true);
     }
 
     /// <summary>Watches the names in <paramref name="directory"/> for the events of <paramref name="mask"/>.</summary>
     public void Watch(string directory, uint mask)
     {
-        if (Interop.InotifyAddWatch(_fd, directory, mask) < 0)
-        {
-            throw Errors.LastIo("inotify_add_watch", directory);
-        }
+        Interop.CheckIo(Interop.InotifyAddWatch(_fd, directory, mask), "inotify_add_watch", directory);
     }
 
     /// <summary>Waits for events and returns every one queued (at least one).</summary>
@@ -62,36 +52,19 @@ public sealed class Inotify : IDisposable
 
     public void Dispose() => _fd.Dispose();
 
-    private unsafe List<InotifyEvent>? TryRead()
+    private List<InotifyEvent>? TryRead()
     {
         long n;
-        bool added = false;
-        _fd.DangerousAddRef(ref added);
-        try
+        do
         {
-            fixed (byte* p = _buffer)
-            {
-                do
-                {
-                    n = read((int)_fd.DangerousGetHandle(), p, _buffer.Length);
-                }
-                while (n < 0 && Marshal.GetLastPInvokeError() == Interop.EINTR);
-            }
+            n = Interop.Read(_fd, _buffer);
         }
-        finally
-        {
-            _fd.DangerousRelease();
-        }
+        while (n < 0 && Interop.LastErrno == EINTR);
 
         if (n < 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno == Interop.EAGAIN)
-            {
-                return null;
-            }
-
-            throw new IOException($"read inotify: {Interop.ErrnoName(errno)}");
+            var error = Interop.Error("read", "(inotify)");
+            return error.Errno == EAGAIN ? null : throw error;
         }
 
         // struct inotify_event { int wd; uint32_t mask, cookie, len; char name[len]; } (NUL-padded).

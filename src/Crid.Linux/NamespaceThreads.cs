@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
+using static Tmds.Linux.LibC;
 
 namespace Crid.Linux;
 
@@ -13,7 +14,7 @@ namespace Crid.Linux;
 internal static class NamespaceThreads
 {
     private static readonly BlockingCollection<Item> Queue = [];
-    private static readonly int[] Flags = [Interop.CLONE_NEWNET, Interop.CLONE_NEWIPC, Interop.CLONE_NEWUTS];
+    private static readonly int[] Flags = [CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS];
     private static readonly string[] Names = ["net", "ipc", "uts"];
     private static readonly Lock StartLock = new();
     private static int s_threads;
@@ -22,17 +23,16 @@ internal static class NamespaceThreads
     [ThreadStatic]
     private static SafeFd[]? t_home;
 
-    /// <summary>Long-lived workers by default; a new thread per call when false (kept to measure).</summary>
-    internal static bool UseWorkers { get; set; } = true;
-
     internal static int WorkerCount => Math.Clamp(Environment.ProcessorCount, 2, 8);
 
     /// <summary>Runs <paramref name="work"/> on a dedicated thread inside the given namespaces.</summary>
     /// <param name="targets">nsfs paths to join, indexed like net, ipc, uts; null entries are skipped.</param>
-    internal static void Run(string?[] targets, Action work)
+    /// <param name="work">What to do inside.</param>
+    /// <param name="useWorkers">Long-lived workers (production); false starts a new thread for the call, to measure.</param>
+    internal static void Run(string?[] targets, Action work, bool useWorkers = true)
     {
         var item = new Item(targets, work);
-        if (UseWorkers)
+        if (useWorkers)
         {
             EnsureWorkers();
             Queue.Add(item);
@@ -56,6 +56,22 @@ internal static class NamespaceThreads
         {
             ExceptionDispatchInfo.Throw(item.Error);
         }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on a namespace worker without blocking the caller: the returned
+    /// task completes (or faults with the work's exception) once the worker is back home, so no
+    /// thread-pool thread waits for the worker or enters the namespaces.
+    /// </summary>
+    internal static Task RunAsync(string?[] targets, Action work)
+    {
+        var item = new Item(targets, work)
+        {
+            Completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously),
+        };
+        EnsureWorkers();
+        Queue.Add(item);
+        return item.Completion.Task;
     }
 
     private static void EnsureWorkers()
@@ -129,10 +145,7 @@ internal static class NamespaceThreads
 
                 entered[i] = true;
                 using SafeFd fd = OpenNs(target, Names[i]);
-                if (Interop.Setns(fd, Flags[i]) != 0)
-                {
-                    throw Errors.Last("setns", Names[i], "setns", target);
-                }
+                Interop.CheckIo(Interop.Setns(fd, Flags[i]), "setns", target, "setns", Names[i]);
             }
 
             item.Work();
@@ -152,6 +165,17 @@ internal static class NamespaceThreads
             }
 
             item.Done.Set();
+            if (item.Completion is { } completion)
+            {
+                if (item.Error is null)
+                {
+                    completion.TrySetResult();
+                }
+                else
+                {
+                    completion.TrySetException(item.Error);
+                }
+            }
         }
 
         return clean;
@@ -176,16 +200,7 @@ internal static class NamespaceThreads
         return home.ToArray();
     }
 
-    private static SafeFd OpenNs(string path, string type)
-    {
-        SafeFd fd = Interop.Open(path, Interop.O_RDONLY | Interop.O_CLOEXEC, 0);
-        if (fd.IsInvalid)
-        {
-            throw Errors.Last("setns", type, "open", path);
-        }
-
-        return fd;
-    }
+    private static SafeFd OpenNs(string path, string type) => Interop.OpenChecked(path, O_RDONLY | O_CLOEXEC, 0, "setns", type);
 
     private sealed class Item(string?[] targets, Action work)
     {
@@ -196,5 +211,8 @@ internal static class NamespaceThreads
         public ManualResetEventSlim Done { get; } = new();
 
         public Exception? Error { get; set; }
+
+        /// <summary>Set by <see cref="RunAsync"/>: completed (after <see cref="Done"/>) instead of being waited on.</summary>
+        public TaskCompletionSource? Completion { get; init; }
     }
 }

@@ -1,42 +1,39 @@
+using static Tmds.Linux.LibC;
+
 namespace Crid.Linux;
 
 /// <summary>File-level helpers for pins: mount state, inodes, pin creation and removal.</summary>
 internal static unsafe class NsFiles
 {
-    internal static bool IsNsfs(string path)
-    {
-        byte* buf = stackalloc byte[256];
-        if (Interop.StatFs(path, buf) != 0)
-        {
-            return false;
-        }
+    // statfs(2)'s f_type of the nsfs pseudo filesystem (include/uapi/linux/magic.h).
+    private const long NSFS_MAGIC = 0x6e736673;
 
-        return *(long*)buf == Interop.NSFS_MAGIC;
-    }
+    // ioctl_ns(2): NS_GET_USERNS = _IO(0xb7, 0x1), a descriptor of the user namespace owning a namespace.
+    private const int NS_GET_USERNS = 0xb701;
+
+    internal static bool IsNsfs(string path) => Interop.StatFsType(path, out long type) == 0 && type == NSFS_MAGIC;
 
     /// <summary>stat(2)'s st_ino of the path, following symlinks (so /proc/pid/ns/x gives the namespace).</summary>
     internal static ulong Inode(string path)
     {
-        Interop.Statx st;
-        if (Interop.StatxPath(Interop.AT_FDCWD, path, 0, Interop.STATX_BASIC_STATS, &st) != 0)
-        {
-            throw Errors.Last("stat", null, "statx", path);
-        }
-
-        return st.Ino;
+        Interop.CheckIo(Interop.Statx(path, 0, STATX_INO, out var st), "statx", path, "stat");
+        return st.stx_ino;
     }
 
     internal static bool TryInode(string path, out ulong inode)
     {
-        Interop.Statx st;
-        if (Interop.StatxPath(Interop.AT_FDCWD, path, 0, Interop.STATX_BASIC_STATS, &st) != 0)
-        {
-            inode = 0;
-            return false;
-        }
+        bool ok = Interop.Statx(path, 0, STATX_INO, out var st) == 0;
+        inode = ok ? st.stx_ino : 0;
+        return ok;
+    }
 
-        inode = st.Ino;
-        return true;
+    /// <summary>The inode of the user namespace that owns the namespace at <paramref name="path"/> (ioctl_ns(2) NS_GET_USERNS).</summary>
+    internal static ulong OwnerUserNamespace(string path)
+    {
+        using SafeFd ns = Interop.OpenChecked(path, O_RDONLY | O_CLOEXEC);
+        using SafeFd owner = SafeFd.Check(Interop.Ioctl(ns, NS_GET_USERNS, null), "ioctl NS_GET_USERNS", path);
+        Interop.CheckIo(Interop.Statx(owner, STATX_INO, out var st), "statx", path);
+        return st.stx_ino;
     }
 
     /// <summary>mkdir -p with mode 0755; a path that exists but is no folder is ENOTDIR.</summary>
@@ -47,14 +44,14 @@ internal static unsafe class NsFiles
             return;
         }
 
-        int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-        if (errno == Interop.EEXIST && Directory.Exists(path))
+        int errno = Interop.LastErrno;
+        if (errno == EEXIST && Directory.Exists(path))
         {
             return;
         }
 
         string? parent = System.IO.Path.GetDirectoryName(path);
-        if (errno == Interop.ENOENT && parent is not null && parent != path)
+        if (errno == ENOENT && parent is not null && parent != path)
         {
             EnsureDirTree(parent, type);
             if (Interop.Mkdir(path, 0x1ed) == 0)
@@ -62,88 +59,64 @@ internal static unsafe class NsFiles
                 return;
             }
 
-            errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-            if (errno == Interop.EEXIST && Directory.Exists(path))
+            errno = Interop.LastErrno;
+            if (errno == EEXIST && Directory.Exists(path))
             {
                 return;
             }
         }
 
-        throw Errors.Of(errno == Interop.EEXIST ? Interop.ENOTDIR : errno, "create folder", type, "mkdir", path);
+        throw Interop.Error(errno == EEXIST ? ENOTDIR : errno, "mkdir", path, "create folder", type);
     }
 
     /// <summary>Creates the empty mount point; O_EXCL because a uuid collision must never reuse a pin.</summary>
     internal static void CreatePinFile(string path, string type, bool chown, uint uid, uint gid)
     {
-        using SafeFd fd = Interop.Open(path, Interop.O_RDONLY | Interop.O_CREAT | Interop.O_EXCL | Interop.O_CLOEXEC, 0x124 /* 0444 */);
-        if (fd.IsInvalid)
-        {
-            throw Errors.Last("create pin", type, "open", path);
-        }
+        using SafeFd fd = Interop.OpenChecked(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0x124 /* 0444 */, "create pin", type);
 
         // Chown the mount point itself: once the nsfs file is mounted on top, stat shows the
         // nsfs inode, which is immutable (S_IMMUTABLE) and cannot be chowned.
-        if (chown && Interop.FChown(fd, uid, gid) != 0)
+        if (chown)
         {
-            throw Errors.Last("chown pin", type, "fchown", path);
+            Interop.CheckIo(Interop.FChown(fd, uid, gid), "fchown", path, "chown pin", type);
         }
     }
 
     internal static void BindMount(string source, string pin, string type)
-    {
-        if (Interop.Mount(source, pin, null, Interop.MS_BIND, 0) != 0)
-        {
-            throw Errors.Last("bind mount", type, "mount", pin);
-        }
-    }
+        => Interop.CheckIo(Interop.Mount(source, pin, null, MS_BIND, null), "mount", pin, "bind mount", type);
 
     internal static void RemovePin(string type, string path)
     {
-        if (Interop.Umount2(path, Interop.MNT_DETACH) != 0)
+        // EINVAL: not a mount point (already unmounted); ENOENT: already deleted.
+        if (Interop.Umount2(path, MNT_DETACH) != 0 && Interop.LastErrno is var umountErrno && umountErrno != EINVAL && umountErrno != ENOENT)
         {
-            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-
-            // EINVAL: not a mount point (already unmounted); ENOENT: already deleted.
-            if (errno != Interop.EINVAL && errno != Interop.ENOENT)
-            {
-                throw Errors.Of(errno, "remove pin", type, "umount2", path);
-            }
+            throw Interop.Error(umountErrno, "umount2", path, "remove pin", type);
         }
 
-        if (Interop.Unlink(path) != 0)
+        if (Interop.Unlink(path) != 0 && Interop.LastErrno is var unlinkErrno && unlinkErrno != ENOENT)
         {
-            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-            if (errno != Interop.ENOENT)
-            {
-                throw Errors.Of(errno, "remove pin", type, "unlink", path);
-            }
+            throw Interop.Error(unlinkErrno, "unlink", path, "remove pin", type);
         }
     }
 
     /// <summary>Writes a whole value in one write(2), as /proc/sys and uid_map files require.</summary>
     internal static void WriteOnce(string path, string value, string step, string? type)
     {
-        using SafeFd fd = Interop.Open(path, Interop.O_WRONLY | Interop.O_CLOEXEC, 0);
-        if (fd.IsInvalid)
-        {
-            throw Errors.Last(step, type, "open", path);
-        }
+        using SafeFd fd = Interop.OpenChecked(path, O_WRONLY | O_CLOEXEC, 0, step, type);
 
         int max = System.Text.Encoding.UTF8.GetMaxByteCount(value.Length);
         Span<byte> buf = max <= 1024 ? stackalloc byte[max] : new byte[max];
         int len = System.Text.Encoding.UTF8.GetBytes(value, buf);
-        fixed (byte* p = buf)
+        long n = Interop.Write(fd, buf[..len]);
+        if (n < 0)
         {
-            nint n = Interop.Write(fd, p, len);
-            if (n < 0)
-            {
-                throw Errors.Last(step, type, "write", path);
-            }
+            throw Interop.Error("write", path, step, type);
+        }
 
-            if (n != len)
-            {
-                throw Errors.Of(Interop.EIO, step, type, "write (short)", path);
-            }
+        if (n != len)
+        {
+            // The kernel parsed a prefix and stopped (proc_dointvec on "1 2 3 4"): the value is malformed.
+            throw Interop.Error(EIO, "write (short)", path, step, type);
         }
     }
 }

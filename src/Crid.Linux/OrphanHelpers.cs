@@ -27,7 +27,7 @@ public static class OrphanHelpers
         var killed = new List<int>();
         foreach (var pid in holders)
         {
-            if (Status(pid, "Threads") == 1 && !holders.Contains(Status(pid, "PPid")) && Interop.Kill(pid, Interop.SIGKILL) == 0)
+            if (Status(pid, "Threads") == 1 && !holders.Contains(Status(pid, "PPid")) && Tmds.Linux.LibC.kill(pid, Tmds.Linux.LibC.SIGKILL) == 0)
                 killed.Add(pid);
         }
 
@@ -57,7 +57,7 @@ public static class OrphanHelpers
                     continue;
                 var nspid = File.ReadLines($"{proc}/status").FirstOrDefault(l => l.StartsWith("NSpid:", StringComparison.Ordinal));
                 var ids = nspid?.Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
-                if (ids is { Length: > 2 } && ids[^1] == "1" && Interop.Kill(pid, Interop.SIGKILL) == 0)
+                if (ids is { Length: > 2 } && ids[^1] == "1" && Tmds.Linux.LibC.kill(pid, Tmds.Linux.LibC.SIGKILL) == 0)
                     killed.Add(pid);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -21,7 +21,6 @@ namespace Crid.Linux;
 /// </remarks>
 public static class OverlayMount
 {
-    private const int CLONE_FS = 0x200;
     private const long OverlayfsSuperMagic = 0x794c7630;
 
     /// <summary>overlayfs's OVL_MAX_STACK.</summary>
@@ -82,37 +81,25 @@ public static class OverlayMount
     /// <summary>Runs on its own thread: a private working directory, then the mount with relative layer names.</summary>
     private static unsafe Exception? MountFrom(string linksDir, string target, string options)
     {
-        if (Interop.Unshare(CLONE_FS) != 0)
-            return Errors.LastIo("unshare(CLONE_FS)", linksDir);
-        var dir = Encoding.UTF8.GetBytes(linksDir + "\0");
+        if (unshare(CLONE_FS) != 0)
+            return Interop.Error("unshare", linksDir, "a private working directory for the overlay mount");
         int fd;
-        fixed (byte* p = dir)
+        fixed (byte* p = Interop.Utf8Z(linksDir))
             fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-            return new IOException($"open {linksDir}: {Interop.ErrnoName(errno)}");
+            return Interop.Error("open", linksDir);
         try
         {
             if (fchdir(fd) != 0)
-                return new IOException($"fchdir {linksDir}: {Interop.ErrnoName(errno)}");
+                return Interop.Error("fchdir", linksDir);
         }
         finally
         {
             close(fd);
         }
-
-        var data = Marshal.StringToCoTaskMemUTF8(options);
-        try
-        {
-            if (Interop.Mount("overlay", target, "overlay", 0, data) != 0)
-            {
-                var e = Marshal.GetLastPInvokeError();
-                return new IOException($"mount overlay {target} ({options}): {Interop.ErrnoName(e)}: {Marshal.GetPInvokeErrorMessage(e)}");
-            }
-        }
-        finally
-        {
-            Marshal.FreeCoTaskMem(data);
-        }
+        // The options go into the exception's step: which layers and folders a refused mount named.
+        if (Interop.Mount("overlay", target, "overlay", 0, options) != 0)
+            return Interop.Error("mount", target, "overlay " + options);
         return null;
     }
 
@@ -127,25 +114,24 @@ public static class OverlayMount
             return;
         if (Interop.Umount2(target, 0) == 0)
             return;
-        var e = Marshal.GetLastPInvokeError();
-        if (e is Interop.EINVAL or Interop.ENOENT)
+        var e = Interop.LastErrno;
+        if (e == EINVAL || e == ENOENT)
             return;
-        if (e == Interop.EBUSY && Interop.Umount2(target, Interop.MNT_DETACH) == 0)
+        if (e == EBUSY && Interop.Umount2(target, MNT_DETACH) == 0)
             return;
-        throw Errors.LastIo("umount2", target);
+        throw Interop.Error("umount2", target);
     }
 
     /// <summary>An overlay is mounted exactly at <paramref name="target"/>.</summary>
-    public static unsafe bool IsMounted(string target)
+    public static bool IsMounted(string target)
     {
-        byte* buf = stackalloc byte[256];
-        if (Interop.StatFs(target, buf) != 0 || *(long*)buf != OverlayfsSuperMagic)
+        if (Interop.StatFsType(target, out long type) != 0 || type != OverlayfsSuperMagic)
             return false;
         // statfs(2) also says overlay for any folder inside a mounted overlay: only the mount point counts.
         var parent = Path.GetDirectoryName(target.TrimEnd('/'));
         if (parent is null)
             return true;
-        return Interop.StatFs(parent, buf) != 0 || *(long*)buf != OverlayfsSuperMagic || MountsAt(target);
+        return Interop.StatFsType(parent, out long parentType) != 0 || parentType != OverlayfsSuperMagic || MountsAt(target);
     }
 
     private static bool MountsAt(string target)

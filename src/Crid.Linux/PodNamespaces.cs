@@ -1,4 +1,27 @@
+using static Tmds.Linux.LibC;
+
 namespace Crid.Linux;
+
+/// <summary>
+/// How <see cref="PodNamespaces.Create(PodNamespacesRequest, PodNamespacesOptions)"/> works inside. The
+/// defaults are production's; tests and the benchmark pass others.
+/// </summary>
+internal sealed record PodNamespacesOptions
+{
+    public static readonly PodNamespacesOptions Default = new();
+
+    /// <summary>The step at which Create fails with EIO, to see each rollback.</summary>
+    public string? FailAtStep { get; init; }
+
+    /// <summary>Hand mappings to the kernel unchecked, to see its own refusals.</summary>
+    public bool SkipMappingValidation { get; init; }
+
+    /// <summary>CLONE_VM for the helper child; false copies the address space (fork-like), to measure.</summary>
+    public bool ShareMemory { get; init; } = true;
+
+    /// <summary>Long-lived namespace worker threads; false starts a thread per call, to measure.</summary>
+    public bool UseWorkers { get; init; } = true;
+}
 
 /// <summary>
 /// Creates and pins a pod's ipc, uts, net and user namespaces, the in-process equivalent of
@@ -9,18 +32,12 @@ public static unsafe class PodNamespaces
     // Pin order; a failure removes the pins made so far in reverse.
     private static readonly string[] Order = ["user", "net", "ipc", "uts"];
 
-    /// <summary>Tests only: the step at which the calling thread's next Create fails with EIO.</summary>
-    [ThreadStatic]
-    internal static string? FailAtStep;
+    public static PodNamespacesResult Create(PodNamespacesRequest? request) => Create(request, PodNamespacesOptions.Default);
 
-    /// <summary>Tests only: hand mappings to the kernel unchecked, to see its own refusals.</summary>
-    [ThreadStatic]
-    internal static bool SkipMappingValidation;
-
-    public static PodNamespacesResult Create(PodNamespacesRequest? request)
+    internal static PodNamespacesResult Create(PodNamespacesRequest? request, PodNamespacesOptions options)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var plan = Plan.From(request);
+        var plan = Plan.From(request, options.SkipMappingValidation);
         string uuid = request.Uuid ?? Guid.NewGuid().ToString("D");
         if (plan.CloneFlags == 0)
         {
@@ -36,13 +53,13 @@ public static unsafe class PodNamespaces
                 if (plan.IsNew(type))
                 {
                     string dir = Path.Combine(request.NamespacesDir, type + "ns");
-                    Inject("create folder", type, dir);
+                    Inject(options, "create folder", type, dir);
                     NsFiles.EnsureDirTree(dir, type);
                 }
             }
 
-            Inject("clone", plan.SingleType, null);
-            child = HelperChild.Start(plan.CloneFlags, plan.SingleType);
+            Inject(options, "clone", plan.SingleType, null);
+            child = HelperChild.Start(plan.CloneFlags, plan.SingleType, options.ShareMemory);
             int pid = child.Pid;
 
             // Before the id maps on purpose: ipc and mqueue sysctls are writable only by the uid
@@ -59,8 +76,8 @@ public static unsafe class PodNamespaces
                     plan.EnterIpc ? proc + "ipc" : null,
                     plan.EnterUts ? proc + "uts" : null,
                 ];
-                Inject("configure", null, null);
-                NamespaceThreads.Run(targets, () => ConfigureInside(plan));
+                Inject(options, "configure", null, null);
+                NamespaceThreads.Run(targets, () => ConfigureInside(plan), options.UseWorkers);
             }
 
             if (plan.IsNew("user"))
@@ -68,9 +85,9 @@ public static unsafe class PodNamespaces
                 // user_namespaces(7): each map is written once, in a single write(2), by a
                 // process holding CAP_SETUID/CAP_SETGID in the parent namespace, which we are.
                 // setgroups is left at "allow" on purpose: containers call setgroups(2).
-                Inject("uid_map", "user", null);
+                Inject(options, "uid_map", "user", null);
                 NsFiles.WriteOnce($"/proc/{pid}/uid_map", plan.UidMap, "uid_map", "user");
-                Inject("gid_map", "user", null);
+                Inject(options, "gid_map", "user", null);
                 NsFiles.WriteOnce($"/proc/{pid}/gid_map", plan.GidMap, "gid_map", "user");
             }
 
@@ -82,10 +99,10 @@ public static unsafe class PodNamespaces
                 }
 
                 string pin = Path.Combine(request.NamespacesDir, type + "ns", uuid);
-                Inject("create pin", type, pin);
+                Inject(options, "create pin", type, pin);
                 NsFiles.CreatePinFile(pin, type, plan.Chown, plan.RootUid, plan.RootGid);
                 pins.Add(new PinnedNamespace(type, pin));
-                Inject("bind mount", type, pin);
+                Inject(options, "bind mount", type, pin);
                 NsFiles.BindMount($"/proc/{pid}/ns/{type}", pin, type);
             }
 
@@ -99,7 +116,7 @@ public static unsafe class PodNamespaces
                 {
                     pins[i].Remove();
                 }
-                catch (NamespaceException)
+                catch (SyscallException)
                 {
                     // Best effort: the original error is the one to report.
                 }
@@ -113,12 +130,11 @@ public static unsafe class PodNamespaces
         }
     }
 
-    private static void Inject(string step, string? type, string? path)
+    private static void Inject(PodNamespacesOptions options, string step, string? type, string? path)
     {
-        if (FailAtStep == step)
+        if (options.FailAtStep == step)
         {
-            FailAtStep = null;
-            throw Errors.Of(Interop.EIO, step, type, "injected", path);
+            throw Interop.Error(EIO, "injected", path, step, type);
         }
     }
 
@@ -139,37 +155,25 @@ public static unsafe class PodNamespaces
         {
             fixed (byte* p = hostname)
             {
-                if (Interop.Sethostname(p, hostname.Length) != 0)
-                {
-                    throw Errors.Last("sethostname", "uts", "sethostname", System.Text.Encoding.UTF8.GetString(hostname));
-                }
+                Interop.CheckIo(sethostname(p, hostname.Length), "sethostname", System.Text.Encoding.UTF8.GetString(hostname), "sethostname", "uts");
             }
         }
     }
 
     private static void LoopbackUp()
     {
-        using SafeFd sock = Interop.Socket(Interop.AF_INET, Interop.SOCK_DGRAM | Interop.SOCK_CLOEXEC, 0);
-        if (sock.IsInvalid)
-        {
-            throw Errors.Last("loopback", "net", "socket", "lo");
-        }
+        // netdevice(7); Tmds.LibC has the ioctl numbers but not struct ifreq or its flags.
+        const short IFF_UP = 0x1;
+        using SafeFd sock = SafeFd.Check(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket", "lo", "loopback", "net");
 
         // struct ifreq: char ifr_name[IFNAMSIZ=16]; then a union whose short ifr_flags is at 16.
         byte* ifr = stackalloc byte[40];
         new Span<byte>(ifr, 40).Clear();
         ifr[0] = (byte)'l';
         ifr[1] = (byte)'o';
-        if (Interop.Ioctl(sock, Interop.SIOCGIFFLAGS, ifr) != 0)
-        {
-            throw Errors.Last("loopback", "net", "ioctl SIOCGIFFLAGS", "lo");
-        }
-
-        *(short*)(ifr + 16) |= Interop.IFF_UP;
-        if (Interop.Ioctl(sock, Interop.SIOCSIFFLAGS, ifr) != 0)
-        {
-            throw Errors.Last("loopback", "net", "ioctl SIOCSIFFLAGS", "lo");
-        }
+        Interop.CheckIo(Interop.Ioctl(sock, SIOCGIFFLAGS, ifr), "ioctl SIOCGIFFLAGS", "lo", "loopback", "net");
+        *(short*)(ifr + 16) |= IFF_UP;
+        Interop.CheckIo(Interop.Ioctl(sock, SIOCSIFFLAGS, ifr), "ioctl SIOCSIFFLAGS", "lo", "loopback", "net");
     }
 
     /// <summary>The request checked and turned into flags, before anything touches the kernel.</summary>
@@ -208,7 +212,7 @@ public static unsafe class PodNamespaces
 
         public bool IsNew(string type) => _new.Contains(type);
 
-        public static Plan From(PodNamespacesRequest r)
+        public static Plan From(PodNamespacesRequest r, bool skipMappingValidation)
         {
             if (string.IsNullOrEmpty(r.NamespacesDir))
             {
@@ -228,10 +232,10 @@ public static unsafe class PodNamespaces
                 var ns = namespaces[i] ?? throw new ArgumentException($"namespaces[{i}] is null", nameof(r.Namespaces));
                 int flag = ns.Type switch
                 {
-                    "net" => Interop.CLONE_NEWNET,
-                    "ipc" => Interop.CLONE_NEWIPC,
-                    "uts" => Interop.CLONE_NEWUTS,
-                    "user" => Interop.CLONE_NEWUSER,
+                    "net" => CLONE_NEWNET,
+                    "ipc" => CLONE_NEWIPC,
+                    "uts" => CLONE_NEWUTS,
+                    "user" => CLONE_NEWUSER,
                     _ => throw new ArgumentException($"namespaces[{i}]: invalid namespace type \"{ns.Type}\" (expected ipc, uts, net or user)", nameof(r.Namespaces)),
                 };
                 if (!seen.Add(ns.Type))
@@ -249,7 +253,7 @@ public static unsafe class PodNamespaces
 
             var uids = r.UidMappings ?? [];
             var gids = r.GidMappings ?? [];
-            if (plan.IsNew("user") && !SkipMappingValidation)
+            if (plan.IsNew("user") && !skipMappingValidation)
             {
                 IdMappings.Validate(uids, "uids");
                 IdMappings.Validate(gids, "gids");

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
 using static Tmds.Linux.LibC;
@@ -12,9 +11,9 @@ namespace Crid.Linux;
 /// </summary>
 public sealed class Pty : IDisposable
 {
-    private readonly SafeFileHandle _master;
+    private readonly SafeFd _master;
 
-    private Pty(SafeFileHandle master, string slavePath)
+    private Pty(SafeFd master, string slavePath)
     {
         _master = master;
         SlavePath = slavePath;
@@ -24,26 +23,12 @@ public sealed class Pty : IDisposable
 
     public static unsafe Pty Open(ushort rows, ushort columns)
     {
-        int m;
-        fixed (byte* ptmx = "/dev/ptmx\0"u8)
-        {
-            m = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
-        }
-
-        if (m < 0)
-        {
-            throw Errors.LastIo("open", "/dev/ptmx");
-        }
-
-        var master = new SafeFileHandle(m, ownsHandle: true);
+        var master = Interop.OpenChecked("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
         try
         {
             int unlock = 0, number;
-            if (ioctl(m, TIOCSPTLCK, &unlock) != 0 || ioctl(m, TIOCGPTN, &number) != 0)
-            {
-                throw Errors.LastIo("ioctl TIOCSPTLCK/TIOCGPTN", "/dev/ptmx");
-            }
-
+            Interop.CheckIo(Interop.Ioctl(master, TIOCSPTLCK, &unlock), "ioctl TIOCSPTLCK", "/dev/ptmx");
+            Interop.CheckIo(Interop.Ioctl(master, TIOCGPTN, &number), "ioctl TIOCGPTN", "/dev/ptmx");
             var pty = new Pty(master, $"/dev/pts/{number}");
             pty.MakeSlaveRaw();
             pty.Resize(rows, columns);
@@ -67,19 +52,7 @@ public sealed class Pty : IDisposable
         winsize ws = default;
         ws.ws_row = rows;
         ws.ws_col = columns;
-        bool added = false;
-        _master.DangerousAddRef(ref added);
-        try
-        {
-            if (ioctl((int)_master.DangerousGetHandle(), TIOCSWINSZ, &ws) != 0)
-            {
-                throw Errors.LastIo("ioctl TIOCSWINSZ", SlavePath);
-            }
-        }
-        finally
-        {
-            _master.DangerousRelease();
-        }
+        Interop.CheckIo(Interop.Ioctl(_master, TIOCSWINSZ, &ws), "ioctl TIOCSWINSZ", SlavePath);
     }
 
     /// <summary>Two streams over two copies of the master: what the terminal shows, and its keyboard.</summary>
@@ -92,52 +65,23 @@ public sealed class Pty : IDisposable
 
     private SafeFileHandle Duplicate()
     {
-        int fd = fcntl((int)_master.DangerousGetHandle(), F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-        {
-            throw Errors.LastIo("fcntl F_DUPFD_CLOEXEC", SlavePath);
-        }
-
-        return new SafeFileHandle(fd, ownsHandle: true);
+        using var master = _master.Borrow();
+        return new SafeFileHandle(Interop.CheckIo(fcntl(master.Fd, F_DUPFD_CLOEXEC, 3), "fcntl F_DUPFD_CLOEXEC", SlavePath), ownsHandle: true);
     }
 
     // cfmakeraw(3), on a slave descriptor held only for the call: a slave left open here would keep
     // the master from ever reading EIO (end of session) once the child is gone.
     private unsafe void MakeSlaveRaw()
     {
-        var path = System.Text.Encoding.UTF8.GetBytes(SlavePath + "\0");
-        int s;
-        fixed (byte* p = path)
-        {
-            s = open(p, O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
-        }
-
-        if (s < 0)
-        {
-            throw Errors.LastIo("open", SlavePath);
-        }
-
-        try
-        {
-            termios t;
-            if (tcgetattr(s, &t) != 0)
-            {
-                throw Errors.LastIo("tcgetattr", SlavePath);
-            }
-
-            t.c_iflag &= ~(uint)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
-            t.c_oflag &= ~(uint)OPOST;
-            t.c_lflag &= ~(uint)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
-            t.c_cflag &= ~(uint)(CSIZE | PARENB);
-            t.c_cflag |= (uint)CS8;
-            if (tcsetattr(s, (int)TCSANOW, &t) != 0)
-            {
-                throw Errors.LastIo("tcsetattr", SlavePath);
-            }
-        }
-        finally
-        {
-            close(s);
-        }
+        using var slave = Interop.OpenChecked(SlavePath, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        using var s = slave.Borrow();
+        termios t;
+        Interop.CheckIo(tcgetattr(s.Fd, &t), "tcgetattr", SlavePath);
+        t.c_iflag &= ~(uint)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+        t.c_oflag &= ~(uint)OPOST;
+        t.c_lflag &= ~(uint)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+        t.c_cflag &= ~(uint)(CSIZE | PARENB);
+        t.c_cflag |= (uint)CS8;
+        Interop.CheckIo(tcsetattr(s.Fd, (int)TCSANOW, &t), "tcsetattr", SlavePath);
     }
 }

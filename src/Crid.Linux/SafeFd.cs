@@ -11,10 +11,7 @@ internal sealed class SafeFd : SafeHandle
 
     public override bool IsInvalid => handle == -1;
 
-    /// <summary>
-    /// Wraps the int a libc call returned. LibraryImport cannot return a SafeHandle from an int
-    /// function: it reads the whole 64-bit register, and a 32-bit -1 becomes 0xFFFFFFFF, "valid".
-    /// </summary>
+    /// <summary>Wraps the int a libc call returned: -1 (failure) gives an invalid handle, errno untouched.</summary>
     internal static SafeFd FromResult(int fd)
     {
         var safe = new SafeFd();
@@ -26,5 +23,16 @@ internal sealed class SafeFd : SafeHandle
         return safe;
     }
 
-    protected override bool ReleaseHandle() => Interop.Close((int)handle) == 0;
+    /// <summary>The descriptor a call returned, or the exception for its errno (see <see cref="Interop.CheckIo(int, string, string?, string?, string?)"/>).</summary>
+    internal static SafeFd Check(int fd, string syscall, string? path = null, string? step = null, string? type = null)
+        => FromResult(Interop.CheckIo(fd, syscall, path, step, type));
+
+    // close(2) keeps errno: a handle disposed in a failure branch must not hide the failure's errno.
+    protected override bool ReleaseHandle()
+    {
+        int errno = Marshal.GetLastPInvokeError();
+        bool closed = Tmds.Linux.LibC.close((int)handle) == 0;
+        Marshal.SetLastPInvokeError(errno);
+        return closed;
+    }
 }

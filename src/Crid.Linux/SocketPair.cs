@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using static Tmds.Linux.LibC;
 
@@ -15,10 +14,7 @@ public static class SocketPair
     public static unsafe (Socket Ours, SafeFileHandle Theirs) Create()
     {
         int* fds = stackalloc int[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-        {
-            throw new IOException($"socketpair: {Interop.ErrnoName(Marshal.GetLastPInvokeError())}");
-        }
+        Interop.CheckIo(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), "socketpair");
 
         var theirs = new SafeFileHandle(fds[1], ownsHandle: true);
         try

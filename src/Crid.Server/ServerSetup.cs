@@ -1,10 +1,12 @@
 using Crid.Core.Configuration;
 using Crid.Core.Containers;
+using Crid.Core.Events;
 using Crid.Core.Images;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
-using Crid.Runtime;
+using Crid.Core.Stats;
 using Crid.Images;
+using Crid.Runtime;
 using Crid.Server.Services;
 using Crid.Streaming;
 using Runtime.V1;
@@ -12,6 +14,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Crid.Server;
@@ -25,6 +28,19 @@ public static class ServerSetup
         services.AddSingleton<PodNetwork>();
         services.AddSingleton<NetworkStatus>();
         services.AddSingleton<SandboxManager>();
+        // Read once: the cgroup mounts do not change under a running daemon (runc reads them the same way).
+        services.AddSingleton(_ => new StatsCollector(CgroupLayout.FromHost(), new CgroupStatsReader(), new CpuRates(),
+            // A layer's walk is reused for 10 s: kubelet asks every 10 to 15 s, crictl twice a second apart.
+            new WritableLayerStats(TimeSpan.FromSeconds(10)), new NetworkStatsReader()));
+        services.AddSingleton(sp =>
+        {
+            var bus = new ContainerEventBus();
+            // Open event streams end when the daemon stops, instead of holding its shutdown up.
+            sp.GetService<IHostApplicationLifetime>()?.ApplicationStopping.Register(bus.Close);
+            return bus;
+        });
+        services.AddSingleton<IPodSnapshots, PodSnapshots>();
+        services.AddSingleton<ContainerEvents>();
         services.AddImages(options);
         services.AddSingleton(sp => Runtimes(options, sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ContainerManager>();

@@ -17,6 +17,7 @@ public sealed partial class BenchQuickTests(ITestOutputHelper output)
         "run_p50_ms", "run_p90_ms", "run_p99_ms", "status_p50_ms", "stop_p50_ms", "remove_p50_ms", "remove_p99_ms",
         "floor_create_p50_ms", "floor_remove_p50_ms", "inprocess_run_p50_ms", "inprocess_stop_p50_ms", "inprocess_remove_p50_ms", "files_atomic_p50_ms", "files_fsync_p50_ms",
         "ratio_run_to_floor_create", "ratio_stop_to_floor_remove", "execsync_p50_ms", "floor_runc_exec_p50_ms", "ratio_execsync_to_runc_exec",
+        "execsync_rpc_p50_ms", "floor_runc_exec_same_container_p50_ms", "ratio_execsync_rpc_to_runc_exec",
         "c1_lifecycles_per_s", "c1_run_p50_ms", "c4_lifecycles_per_s", "c4_run_p99_ms",
         "list_p50_ms", "list_recovered_p50_ms", "startup_first_ms", "startup_empty_ms", "startup_recover_ms",
         "rss_idle_fresh_mib", "rss_idle_warm_mib", "rss_live_mib", "rss_recovered_mib",

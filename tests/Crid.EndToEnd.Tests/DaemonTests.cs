@@ -50,7 +50,7 @@ public sealed class DaemonTests
     }
 
     [Fact]
-    public async Task ImageFsInfo_reports_the_state_dir_filesystem()
+    public async Task ImageFsInfo_reports_the_image_store_and_the_writable_layers()
     {
         await using var d = await DaemonProcess.StartAsync();
         var info = await d.Images.ImageFsInfoAsync(new ImageFsInfoRequest());
@@ -59,15 +59,13 @@ public sealed class DaemonTests
         var images = Assert.Single(info.ImageFilesystems);
         Assert.Equal(0ul, images.UsedBytes.Value);
         Assert.StartsWith(images.FsId.Mountpoint, d.StateDir);
+        // The container filesystem counts the containers' writable layers (ContainerStatsTests
+        // checks them with a container that writes); no container, none.
         var fs = Assert.Single(info.ContainerFilesystems);
-        Assert.True(fs.UsedBytes.Value > 0);
-        Assert.True(fs.InodesUsed.Value > 0);
+        Assert.Equal(0ul, fs.UsedBytes.Value);
+        Assert.Equal(0ul, fs.InodesUsed.Value);
         Assert.True(fs.Timestamp > 0);
         Assert.StartsWith(fs.FsId.Mountpoint, d.StateDir);
-        // The same numbers df reports for that filesystem, within what changes between the two looks.
-        var df = Run("df", "--output=used,iused", "-B1", d.StateDir).Split('\n')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        Assert.InRange((double)fs.UsedBytes.Value, ulong.Parse(df[0]) * 0.99, ulong.Parse(df[0]) * 1.01 + 1e7);
-        Assert.InRange((double)fs.InodesUsed.Value, ulong.Parse(df[1]) * 0.99, ulong.Parse(df[1]) * 1.01 + 1000);
     }
 
     [Fact]

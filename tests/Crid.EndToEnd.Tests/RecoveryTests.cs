@@ -17,6 +17,11 @@ public sealed class RecoveryTests
             ids.Add((await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId);
         }
         ids.Add((await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("shared-pid") })).PodSandboxId);
+        // A user-namespaced pod sharing its pid namespace: its infra runs as the pod's root.
+        var usernsPid = SandboxTests.Minimal("userns-shared-pid");
+        var mapping = new IDMapping { ContainerId = 0, HostId = 200000, Length = 65536 };
+        usernsPid.Linux.SecurityContext.NamespaceOptions.UsernsOptions = new UserNamespace { Mode = NamespaceMode.Pod, Uids = { mapping }, Gids = { mapping } };
+        ids.Add((await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = usernsPid })).PodSandboxId);
         // One stopped pod: NOTREADY must come back as NOTREADY.
         var stopped = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("stopped") })).PodSandboxId;
         await d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = stopped });
@@ -44,6 +49,7 @@ public sealed class RecoveryTests
         var before = await SnapshotAsync(d);
         var mountsBefore = Cleanup.NsfsMountsUnder(d.NamespacesDir).Order().ToList();
         var infraPid = InfraPid(before.Statuses.Single(s => s.Status.Metadata.Name == "shared-pid"));
+        var usernsInfraPid = InfraPid(before.Statuses.Single(s => s.Status.Metadata.Name == "userns-shared-pid"));
 
         if (how == "SIGTERM")
             Assert.Equal(0, await d.StopAsync());
@@ -52,14 +58,15 @@ public sealed class RecoveryTests
         // The daemon is gone; the pods are not.
         Assert.Equal(mountsBefore, Cleanup.NsfsMountsUnder(d.NamespacesDir).Order().ToList());
         Assert.True(Directory.Exists($"/proc/{infraPid}"));
+        Assert.True(Directory.Exists($"/proc/{usernsInfraPid}"));
 
         await d.RestartAsync();
         var after = await SnapshotAsync(d);
         Assert.Equal(before.Pods, after.Pods);
         Assert.Equal(before.Statuses, after.Statuses);
         Assert.Equal(mountsBefore, Cleanup.NsfsMountsUnder(d.NamespacesDir).Order().ToList());
-        Assert.Equal(4, after.Pods.Count(p => p.State == PodSandboxState.SandboxReady));
-        Assert.Equal(5, after.Pods.Count);
+        Assert.Equal(5, after.Pods.Count(p => p.State == PodSandboxState.SandboxReady));
+        Assert.Equal(6, after.Pods.Count);
 
         // Names are reserved again.
         var dup = await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("shared-pid") }).ResponseAsync);
@@ -68,9 +75,12 @@ public sealed class RecoveryTests
         // The infra process, no longer the new daemon's child, is still stopped and gone.
         foreach (var id in ids)
             await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
-        for (var i = 0; i < 100 && Directory.Exists($"/proc/{infraPid}"); i++)
-            await Task.Delay(10);
-        Assert.False(Directory.Exists($"/proc/{infraPid}") && !SandboxTests.IsGoneOrZombie(infraPid));
+        foreach (var pid in new[] { infraPid, usernsInfraPid })
+        {
+            for (var i = 0; i < 100 && Directory.Exists($"/proc/{pid}"); i++)
+                await Task.Delay(10);
+            Assert.False(Directory.Exists($"/proc/{pid}") && !SandboxTests.IsGoneOrZombie(pid));
+        }
         Assert.Empty(Cleanup.NsfsMountsUnder(d.Dir));
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(d.StateDir, "sandboxes")));
     }

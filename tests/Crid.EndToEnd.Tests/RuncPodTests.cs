@@ -206,6 +206,36 @@ public sealed class RuncPodTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task In_a_user_namespaced_pod_with_pid_POD_a_container_sees_the_infra_as_pid_1_and_the_pods_mapping()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        var config = SandboxTests.Minimal("usernspid");
+        var mapping = new IDMapping { ContainerId = 0, HostId = 100000, Length = 65536 };
+        config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = new UserNamespace { Mode = NamespaceMode.Pod, Uids = { mapping }, Gids = { mapping } };
+        var (podId, sandbox) = await RunPodAsync(d, config);
+        // ioctl_ns(2) NS_GET_USERNS: the pinned pid namespace belongs to the pod's user namespace.
+        Assert.Equal(PinnedNamespace.FromPath(sandbox.Pins["user"]).Inode, NsFiles.OwnerUserNamespace(sandbox.Pins["pid"]));
+        var pod = new NamespaceOption { Pid = NamespaceMode.Pod };
+
+        var seen = await ProbeDetachedAsync(sandbox, pod, "up");
+        Assert.Equal(NsLink("pid", sandbox.Pins["pid"]), seen["ns_pid"]);
+        Assert.Equal(NsLink("user", sandbox.Pins["user"]), seen["ns_user"]);
+        Assert.Equal(NsLink("net", sandbox.Pins["net"]), seen["ns_net"]);
+        Assert.Equal("0 100000 65536", string.Join(' ', seen["uid_map"].Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+        Assert.NotEqual("1", seen["pid"]);
+
+        // The infra is PID 1 of the container's pid namespace, and runc exec joins it as well.
+        var lister = ContainerId("uplister");
+        var listing = await _runc.RunAsync(Bundle(sandbox, pod, lister, ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /proc/1/status"]), lister);
+        Assert.Contains("pause", listing.Split('\n')[0]);
+        // The pod's root, seen from inside its user namespace.
+        Assert.Contains(listing.Split('\n'), l => l.StartsWith("Uid:", StringComparison.Ordinal) && l.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1..].All(v => v == "0"));
+        Assert.Contains("pause", await _runc.ExecInAsync(seen.Id, "cat", "/proc/1/cmdline"));
+
+        await RemovePodAsync(d, podId, seen);
+    }
+
+    [Fact]
     public async Task In_a_user_namespaced_pod_on_the_hosts_network_and_ipc_sys_is_the_hosts_bound_read_only()
     {
         await using var d = await DaemonProcess.StartAsync();

@@ -69,23 +69,14 @@ public class FailureTests
     public void Mapping_the_kernel_refuses_rolls_back()
     {
         using var tmp = new TempNsDir();
-        PodNamespaces.SkipMappingValidation = true;
-        try
-        {
-            // Overlapping host ranges: user_namespaces(7) says the write fails with EINVAL.
-            var e = Assert.Throws<NamespaceException>(() => PodNamespaces.Create(Full(tmp.Path) with
-            {
-                GidMappings = [new IdMapping(0, 100000, 10), new IdMapping(10, 100005, 10)],
-            }));
-            Assert.Equal("gid_map", e.Step);
-            Assert.Equal("user", e.NamespaceType);
-            Assert.Equal("EINVAL", e.ErrnoName);
-            Assert.Contains("EINVAL", e.Message, StringComparison.Ordinal);
-        }
-        finally
-        {
-            PodNamespaces.SkipMappingValidation = false;
-        }
+        // Overlapping host ranges: user_namespaces(7) says the write fails with EINVAL.
+        var e = Assert.Throws<SyscallException>(() => PodNamespaces.Create(
+            Full(tmp.Path) with { GidMappings = [new IdMapping(0, 100000, 10), new IdMapping(10, 100005, 10)] },
+            new PodNamespacesOptions { SkipMappingValidation = true }));
+        Assert.Equal("gid_map", e.Step);
+        Assert.Equal("user", e.NamespaceType);
+        Assert.Equal("EINVAL", e.ErrnoName);
+        Assert.Contains("EINVAL", e.Message, StringComparison.Ordinal);
 
         AssertNothingLeft(tmp.Path);
     }
@@ -97,7 +88,7 @@ public class FailureTests
     public void Sysctl_value_the_kernel_rejects_rolls_back_everything(string name, string value)
     {
         using var tmp = new TempNsDir();
-        var e = Assert.Throws<NamespaceException>(() => PodNamespaces.Create(Full(tmp.Path) with
+        var e = Assert.Throws<SyscallException>(() => PodNamespaces.Create(Full(tmp.Path) with
         {
             Sysctls = new Dictionary<string, string> { [name] = value },
         }));
@@ -113,12 +104,12 @@ public class FailureTests
     public void Nonexistent_sysctl_is_ENOENT_and_rolls_back()
     {
         using var tmp = new TempNsDir();
-        var e = Assert.Throws<NamespaceException>(() => PodNamespaces.Create(Full(tmp.Path) with
+        var e = Assert.Throws<SyscallException>(() => PodNamespaces.Create(Full(tmp.Path) with
         {
             Sysctls = new Dictionary<string, string> { ["net.core.no_such_knob"] = "1" },
         }));
         Assert.Equal("sysctl", e.Step);
-        Assert.True(e.Errno == Interop.ENOENT, e.Message);
+        Assert.True(e.Errno == Tmds.Linux.LibC.ENOENT, e.Message);
         Assert.Contains("ENOENT", e.Message, StringComparison.Ordinal);
         AssertNothingLeft(tmp.Path);
     }
@@ -146,7 +137,7 @@ public class FailureTests
         using var tmp = new TempNsDir();
         string file = Path.Combine(tmp.Path, "file");
         File.WriteAllText(file, "");
-        var e = Assert.Throws<NamespaceException>(() => PodNamespaces.Create(Full(file)));
+        var e = Assert.Throws<SyscallException>(() => PodNamespaces.Create(Full(file)));
         Assert.Equal("create folder", e.Step);
         Assert.Equal("ENOTDIR", e.ErrnoName);
         File.Delete(file);
@@ -163,7 +154,7 @@ public class FailureTests
         try
         {
             TestHost.Ok("mount", "-o", "remount,bind,ro", uts);
-            var e = Assert.Throws<NamespaceException>(() => PodNamespaces.Create(Full(tmp.Path)));
+            var e = Assert.Throws<SyscallException>(() => PodNamespaces.Create(Full(tmp.Path)));
             Assert.True(e.Step == "create pin", e.Message);
             Assert.Equal("uts", e.NamespaceType);
             Assert.Equal("EROFS", e.ErrnoName);
@@ -188,17 +179,9 @@ public class FailureTests
     public void Each_step_failing_leaves_nothing(string step)
     {
         using var tmp = new TempNsDir();
-        PodNamespaces.FailAtStep = step;
-        try
-        {
-            var e = Assert.Throws<NamespaceException>(() => PodNamespaces.Create(Full(tmp.Path)));
-            Assert.Equal(step, e.Step);
-            Assert.Equal("EIO", e.ErrnoName);
-        }
-        finally
-        {
-            PodNamespaces.FailAtStep = null;
-        }
+        var e = Assert.Throws<SyscallException>(() => PodNamespaces.Create(Full(tmp.Path), new PodNamespacesOptions { FailAtStep = step }));
+        Assert.Equal(step, e.Step);
+        Assert.Equal("EIO", e.ErrnoName);
 
         AssertNothingLeft(tmp.Path);
     }

@@ -90,7 +90,7 @@ public class HygieneTests
         }
 
         // A failing configure must bring its worker home too.
-        Assert.Throws<NamespaceException>(() => PodNamespaces.Create(request with { Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "-1" } }));
+        Assert.Throws<SyscallException>(() => PodNamespaces.Create(request with { Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "-1" } }));
 
         var after = ThreadNamespaces();
         foreach (var (tid, ns) in after)
@@ -119,7 +119,7 @@ public class HygieneTests
         var childrenBefore = Children();
         for (int i = 0; i < 5; i++)
         {
-            Assert.Throws<NamespaceException>(() => PodNamespaces.Create(new PodNamespacesRequest
+            Assert.Throws<SyscallException>(() => PodNamespaces.Create(new PodNamespacesRequest
             {
                 NamespacesDir = tmp.Path,
                 Namespaces = [new("net", false)],
@@ -134,35 +134,27 @@ public class HygieneTests
     public void Per_call_threads_work_too()
     {
         using var tmp = new TempNsDir();
-        NamespaceThreads.UseWorkers = false;
-        try
+        int threadsBefore = Directory.GetDirectories("/proc/self/task").Length;
+        var r = PodNamespaces.Create(new PodNamespacesRequest
         {
-            int threadsBefore = Directory.GetDirectories("/proc/self/task").Length;
-            var r = PodNamespaces.Create(new PodNamespacesRequest
-            {
-                NamespacesDir = tmp.Path,
-                Namespaces = [new("net", false), new("uts", false)],
-                LoopbackUp = true,
-                Hostname = "once",
-            });
-            Assert.Equal("once", TestHost.Ok("nsenter", "--uts=" + r.Get("uts")!.Path, "hostname"));
-            foreach (var pin in r.Pins)
-            {
-                pin.Remove();
-            }
+            NamespacesDir = tmp.Path,
+            Namespaces = [new("net", false), new("uts", false)],
+            LoopbackUp = true,
+            Hostname = "once",
+        }, new PodNamespacesOptions { UseWorkers = false });
+        Assert.Equal("once", TestHost.Ok("nsenter", "--uts=" + r.Get("uts")!.Path, "hostname"));
+        foreach (var pin in r.Pins)
+        {
+            pin.Remove();
+        }
 
-            Assert.True(Directory.GetDirectories("/proc/self/task").Length <= threadsBefore + 1);
-        }
-        finally
-        {
-            NamespaceThreads.UseWorkers = true;
-        }
+        Assert.True(Directory.GetDirectories("/proc/self/task").Length <= threadsBefore + 1);
     }
 
     [Fact]
     public void Helper_child_blocks_every_signal_and_dies_with_sigkill()
     {
-        using var child = HelperChild.Start(Interop.CLONE_NEWUTS, "uts");
+        using var child = HelperChild.Start(Tmds.Linux.LibC.CLONE_NEWUTS, "uts");
         string status = File.ReadAllText($"/proc/{child.Pid}/status");
         Assert.Contains("SigBlk:\tfffffffe7ffbfeff", status, StringComparison.Ordinal);
         TestHost.Ok("kill", "-INT", child.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));

@@ -97,7 +97,7 @@ public class ValidationTests
         Assert.Equal("EINVAL", Interop.ErrnoName(22));
         Assert.Equal("ENOTSUP", Interop.ErrnoName(95));
         Assert.Equal("errno 999", Interop.ErrnoName(999));
-        var e = Errors.Of(Interop.ENOENT, "sysctl", "net", "open", "/proc/sys/net/x");
+        var e = Interop.Error(Tmds.Linux.LibC.ENOENT, "open", "/proc/sys/net/x", "sysctl", "net");
         Assert.Equal("sysctl (net namespace): open /proc/sys/net/x: ENOENT: No such file or directory", e.Message);
     }
 }

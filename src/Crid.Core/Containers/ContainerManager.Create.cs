@@ -146,6 +146,7 @@ public sealed partial class ContainerManager
             ContainerRecord.Write(container);
             _containers.Add(container);
             ContainerLog.Created(_log, id, name, sandbox.Id);
+            _events?.Created(id, sandbox.Id);
             return container;
         }
         catch (Exception e)

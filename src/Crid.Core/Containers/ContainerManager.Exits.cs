@@ -46,6 +46,7 @@ public sealed partial class ContainerManager
             return;
         }
         container.SignalExited();
+        _events?.Stopped(container.Id, container.SandboxId);
         if (changed)
             ContainerLog.Exited(_log, exit.Id, exit.ExitCode, exit.OomKilled);
     }
@@ -74,6 +75,7 @@ public sealed partial class ContainerManager
                 container.Status.Update(s => s.State == ContainerState.Exited ? s
                     : Exited(s, code, state.FinishedAt is { } at ? ToNs(at) : NowNs(), state.OomKilled));
                 container.SignalExited();
+                _events?.Stopped(container.Id, container.SandboxId);
                 break;
             case ContainerRuntimeStatus.Stopped:
                 RecordLostExit(container, "its exit was not recorded: its monitor died, or the host restarted");
@@ -107,6 +109,7 @@ public sealed partial class ContainerManager
             Message = why,
         });
         container.SignalExited();
+        _events?.Stopped(container.Id, container.SandboxId);
         ContainerLog.ExitLost(_log, container.Id, why);
     }
 }

@@ -31,6 +31,7 @@ public sealed partial class ContainerManager
 
     private async Task RemoveLockedAsync(Container container)
     {
+        var wasRunning = container.State == ContainerState.Running;
         // runc delete --force kills a running container and waits for it; a failure here leaves
         // everything as it was, and kubelet retries.
         if (_runtimes.Find(container.RuntimeHandler) is { } runtime)
@@ -40,6 +41,10 @@ public sealed partial class ContainerManager
         // The record first: a crash from here on leaves a folder without a record, which the next
         // start deletes (and whose image hold it releases), never a record whose files are half gone.
         File.Delete(Path.Combine(container.Dir, ContainerRecord.FileName));
+        // A running container the delete killed stopped here: its exit is not recorded any more.
+        if (wasRunning)
+            _events?.Stopped(container.Id, container.SandboxId);
+        var before = _events?.SnapshotBeforeRemoval(container.SandboxId);
         container.MarkRemoved();
         _containers.Remove(container);
         try
@@ -56,6 +61,7 @@ public sealed partial class ContainerManager
         _creations.Forget(container.Name);
         container.SignalExited();
         ContainerLog.Removed(_log, container.Id);
+        _events?.Deleted(container.Id, container.SandboxId, before);
     }
 
     /// <summary>RemovePodSandbox: every container of the pod, killed if running, and removed.</summary>

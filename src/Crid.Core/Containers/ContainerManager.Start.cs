@@ -28,6 +28,7 @@ public sealed partial class ContainerManager
             var runtime = _runtimes.For(container.RuntimeHandler);
             // Before the process runs: a started_at after its finished_at would confuse every reader.
             var started = NowNs();
+            _events?.Starting(container.Id);
             try
             {
                 // Not the call's token: a start the runtime has begun is seen through, so the status tells the truth.
@@ -36,6 +37,7 @@ public sealed partial class ContainerManager
             catch (Exception e) when (e is RuntimeFailureException or FailedPreconditionException or NotFoundException)
             {
                 RecordStartFailure(container, e.Message);
+                _events?.StartFailed(container.Id, container.SandboxId);
                 throw new RuntimeFailureException($"container {container.Id} failed to start: {e.Message}", e);
             }
             container.Status.Update(s => s.State switch
@@ -45,6 +47,7 @@ public sealed partial class ContainerManager
                 _ => s with { State = ContainerState.Running, StartedAt = started },
             });
             ContainerLog.Started(_log, container.Id);
+            _events?.Started(container.Id, container.SandboxId);
         }
         finally
         {

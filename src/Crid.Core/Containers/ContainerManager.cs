@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Crid.Core.Configuration;
+using Crid.Core.Events;
 using Crid.Core.Images;
 using Crid.Core.Oci;
 using Crid.Core.Sandboxes;
@@ -32,10 +33,12 @@ public sealed partial class ContainerManager : IPodContainers, IDisposable
     private readonly PendingCreations<Container> _creations = new();
     private readonly Channel<ContainerExit> _exits = Channel.CreateUnbounded<ContainerExit>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _exitRecorder;
+    private readonly ContainerEvents? _events;
 
     public ContainerManager(CridOptions options, ILogger<ContainerManager> log, SandboxManager sandboxes, IContainerImages images,
-        ContainerRuntimes runtimes, IHostFacts? host = null)
+        ContainerRuntimes runtimes, IHostFacts? host = null, ContainerEvents? events = null)
     {
+        _events = events;
         _options = options;
         _log = log;
         _sandboxes = sandboxes;

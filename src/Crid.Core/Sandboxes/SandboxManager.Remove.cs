@@ -20,6 +20,8 @@ public sealed partial class SandboxManager
         // fails and kubelet retries, as the address and the host-side interface would leak otherwise.
         await DetachNetworkOrThrowAsync(sandbox).ConfigureAwait(false);
         await StopLockedAsync(sandbox).ConfigureAwait(false);
+        // Its last status, for the event kubelet drops the pod on (it is gone from the store when sent).
+        var before = _events?.SnapshotBeforeRemoval(sandbox.Id);
         // The record goes first: a crash in the middle leaves a folder without a record, which the
         // next start deletes, never a record whose files are half gone. The pins' uuid record goes
         // last, once no pin of that uuid can be left.
@@ -30,6 +32,7 @@ public sealed partial class SandboxManager
         _sandboxes.Remove(sandbox);
         _names.Release(sandbox.Name, sandbox.Id);
         _creations.Forget(sandbox.Name);
+        _events?.Deleted(sandbox.Id, sandbox.Id, before);
         SandboxLog.Removed(_log, sandbox.Id);
     }
 }

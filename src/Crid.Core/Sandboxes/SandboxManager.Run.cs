@@ -99,6 +99,9 @@ public sealed partial class SandboxManager
             WriteFiles(sandbox);
 
             _sandboxes.Add(sandbox);
+            // Before the watch: an infra process already dead must be seen stopped after it started.
+            _events?.Created(id, id);
+            _events?.Started(id, id);
             WatchInfra(sandbox);
             SandboxLog.Started(_log, id, name);
             return sandbox;
@@ -155,6 +158,7 @@ public sealed partial class SandboxManager
             NetNsPath = pins.GetValueOrDefault("net"),
             IpcNsPath = pins.GetValueOrDefault("ipc"),
             UtsNsPath = pins.GetValueOrDefault("uts"),
+            UserNsPath = pins.GetValueOrDefault("user"),
         });
 
     /// <summary>
@@ -221,11 +225,11 @@ public sealed partial class SandboxManager
         ArgumentException a => new InvalidArgumentException("config.linux", a.Message),
         // proc_dointvec and friends parse what they can and report the rest as not written
         // ("1 2 3 4" into an int): the value is malformed, not the host.
-        NamespaceException { Step: "sysctl", Syscall: "write (short)" } n
+        SyscallException { Step: "sysctl", Syscall: "write (short)" } n
             => new InvalidArgumentException("config.linux.sysctls", $"the kernel took only part of the value: {n.Message}"),
-        NamespaceException { Step: "sysctl" or "uid_map" or "gid_map", ErrnoName: "EINVAL" or "ENOENT" or "ERANGE" or "EPERM" } n
+        SyscallException { Step: "sysctl" or "uid_map" or "gid_map", ErrnoName: "EINVAL" or "ENOENT" or "ERANGE" or "EPERM" } n
             => new InvalidArgumentException(n.Step == "sysctl" ? "config.linux.sysctls" : "config.linux.security_context.namespace_options.userns_options", $"the kernel refused it: {n.Message}"),
-        NamespaceException n => new RuntimeFailureException($"{step}: {n.Message}", n),
+        SyscallException n => new RuntimeFailureException($"{step}: {n.Message}", n),
         IOException or UnauthorizedAccessException => new RuntimeFailureException($"{step}: {e.Message}", e),
         _ => e,
     };

@@ -60,6 +60,7 @@ public sealed partial class SandboxManager
         if (status.State == SandboxState.NotReady && status.InfraPid == 0 && ReferenceEquals(network, status.Network))
             return;
         sandbox.Status.Update(s => s with { State = SandboxState.NotReady, InfraPid = 0, Network = network });
+        _events?.Stopped(sandbox.Id, sandbox.Id);
         SandboxLog.Stopped(_log, sandbox.Id);
     }
 
@@ -105,6 +106,9 @@ public sealed partial class SandboxManager
             return;
         }
         if (changed)
+        {
+            _events?.Stopped(sandbox.Id, sandbox.Id);
             SandboxLog.InfraExited(_log, pid, sandbox.Id);
+        }
     }
 }

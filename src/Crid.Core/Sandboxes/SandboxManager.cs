@@ -1,4 +1,5 @@
 using Crid.Core.Configuration;
+using Crid.Core.Events;
 using Crid.Core.Networking;
 using Crid.Core.Stores;
 using Crid.Linux;
@@ -25,10 +26,13 @@ public sealed partial class SandboxManager : IDisposable
     private readonly ProcessExitWatcher _exits = new();
     private readonly InfraCommand _infra;
     private readonly PodNetwork _network;
+    private readonly ContainerEvents? _events;
     private IPodContainers? _containers;
 
-    public SandboxManager(CridOptions options, ILogger<SandboxManager> log, InfraCommand? infra = null, PodNetwork? network = null)
+    public SandboxManager(CridOptions options, ILogger<SandboxManager> log, InfraCommand? infra = null, PodNetwork? network = null,
+        ContainerEvents? events = null)
     {
+        _events = events;
         _options = options;
         _log = log;
         _infra = infra ?? InfraCommand.Self();

@@ -63,15 +63,9 @@ internal static class SandboxValidator
                 ValidateMappings($"{nsField}.userns_options.uids", userns.Uids);
                 ValidateMappings($"{nsField}.userns_options.gids", userns.Gids);
             }
-            if (userns.Mode == NamespaceMode.Pod && ns.Pid == NamespaceMode.Pod)
-            {
-                // The shared pid namespace would be owned by the host's user namespace (a multithreaded
-                // daemon cannot join the pod's), and an OCI runtime inside the pod's user namespace may
-                // then not join it (setns EPERM): refuse rather than hand out a pod no container can join.
-                throw new InvalidArgumentException($"{nsField}.pid",
-                    "a shared pid namespace (POD) is not supported together with a pod user namespace yet; use CONTAINER");
-            }
-            else if (userns.Mode != NamespaceMode.Pod && (userns.Uids.Count > 0 || userns.Gids.Count > 0))
+            // A shared pid namespace (POD) is fine with a pod user namespace: the infra process creates
+            // it from inside that user namespace (InfraRequest.UserNsPath), so it is owned by it.
+            if (userns.Mode != NamespaceMode.Pod && (userns.Uids.Count > 0 || userns.Gids.Count > 0))
             {
                 throw new InvalidArgumentException($"{nsField}.userns_options", "ID mappings are only allowed with mode POD");
             }

@@ -219,7 +219,7 @@ public sealed class ImagePuller(ImageStore store, RegistryHosts hosts, RegistryC
         catch (Exception e)
         {
             store.DiscardSnapshot(snapshot);
-            if (e is Crid.Linux.Unpack.LayerTreeException or IOException && e is not LayerException)
+            if (e is IOException && e is not LayerException)
                 throw new LayerException($"layer {layer.Digest}: {e.Message}", e);
             throw;
         }

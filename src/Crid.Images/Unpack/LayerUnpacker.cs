@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
+using Crid.Linux;
 using Crid.Linux.Unpack;
 
 namespace Crid.Images.Unpack;
@@ -152,7 +153,7 @@ public static class LayerUnpacker
             {
                 throw new LayerException($"entry \"{entry.Name}\": {e.Message}", e);
             }
-            catch (LayerTreeException e) when (entry.EntryType == TarEntryType.HardLink && e.Errno == 2 /* ENOENT */)
+            catch (SyscallException e) when (entry.EntryType == TarEntryType.HardLink && e.Errno == 2 /* ENOENT */)
             {
                 throw new LayerException($"entry \"{entry.Name}\": hard link to \"{entry.LinkName}\", which is not in this layer; refused", e);
             }

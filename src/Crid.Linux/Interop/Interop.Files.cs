@@ -1,90 +1,127 @@
 using System.Runtime.InteropServices;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
 
 namespace Crid.Linux;
 
+// File calls over Tmds.LibC: paths as UTF-8, descriptors as SafeHandles. Each returns what libc
+// returned; on failure errno is the last P/Invoke error, for CheckIo.
 internal static unsafe partial class Interop
 {
-    internal const int O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0x40, O_EXCL = 0x80, O_CLOEXEC = 0x80000;
-    internal const int AT_FDCWD = -100;
-    internal const uint STATX_BASIC_STATS = 0x7ff;
-
-    // statx rather than stat: its layout is the same on every architecture, so no per-arch struct.
-    [StructLayout(LayoutKind.Sequential)]
-    internal struct Statx
-    {
-        public uint Mask;
-        public uint BlkSize;
-        public ulong Attributes;
-        public uint NLink;
-        public uint Uid;
-        public uint Gid;
-        public ushort Mode;
-        public ushort Pad0;
-        public ulong Ino;
-        public ulong Size;
-        public ulong Blocks;
-        public ulong AttributesMask;
-        public fixed byte Times[64];
-        public uint RdevMajor;
-        public uint RdevMinor;
-        public uint DevMajor;
-        public uint DevMinor;
-        public fixed byte Spare[112];
-    }
-
-    [LibraryImport(Libc, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int OpenRaw(string path, int flags, uint mode);
-
     /// <summary>open(2); on failure the handle is invalid and errno is still the last P/Invoke error.</summary>
-    internal static SafeFd Open(string path, int flags, uint mode) => SafeFd.FromResult(OpenRaw(path, flags, mode));
-
-    [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
-    internal static partial int Close(int fd);
-
-    [LibraryImport(Libc, EntryPoint = "write", SetLastError = true)]
-    internal static partial nint Write(SafeFd fd, byte* buf, nint count);
-
-    [LibraryImport(Libc, EntryPoint = "mkdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial int Mkdir(string path, uint mode);
-
-    [LibraryImport(Libc, EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial int Unlink(string path);
-
-    [LibraryImport(Libc, EntryPoint = "fchown", SetLastError = true)]
-    internal static partial int FChown(SafeFd fd, uint uid, uint gid);
-
-    [LibraryImport(Libc, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial int StatxPath(int dirfd, string path, int flags, uint mask, Statx* buf);
-
-    // struct statfs starts with f_type (a long) on every 64-bit Linux ABI; 128 bytes covers the rest.
-    [LibraryImport(Libc, EntryPoint = "statfs", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial int StatFs(string path, byte* buf);
-
-    [LibraryImport(Libc, EntryPoint = "ioctl", SetLastError = true)]
-    internal static partial int Ioctl(SafeFd fd, nuint request, void* arg);
-
-    [LibraryImport(Libc, EntryPoint = "ioctl", SetLastError = true)]
-    internal static partial int IoctlNoArg(SafeFd fd, nuint request);
-
-    internal const int O_DIRECTORY = 0x10000;
-
-    [LibraryImport(Libc, EntryPoint = "fsync", SetLastError = true)]
-    internal static partial int Fsync(SafeFd fd);
-
-    [LibraryImport(Libc, EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial int LChown(string path, uint uid, uint gid);
-
-    internal const int AT_SYMLINK_NOFOLLOW = 0x100;
-    internal const ushort S_IFMT = 0xF000, S_IFSOCK = 0xC000;
-
-    // struct statvfs of 64-bit glibc: eleven unsigned longs, then six ints of padding.
-    [StructLayout(LayoutKind.Sequential)]
-    internal struct StatVfs
+    internal static SafeFd Open(string path, int flags, uint mode = 0)
     {
-        public ulong BSize, FrSize, Blocks, BFree, BAvail, Files, FFree, FAvail, FsId, Flag, NameMax;
-        public fixed int Spare[6];
+        fixed (byte* p = Utf8Z(path))
+        {
+            return SafeFd.FromResult(open(p, flags, (mode_t)(ushort)mode));
+        }
     }
 
-    [LibraryImport(Libc, EntryPoint = "statvfs", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial int StatVfsPath(string path, StatVfs* buf);
+    /// <summary>open(2), or the exception naming the path and errno.</summary>
+    internal static SafeFd OpenChecked(string path, int flags, uint mode = 0, string? step = null, string? type = null)
+    {
+        SafeFd fd = Open(path, flags, mode);
+        return fd.IsInvalid ? throw Error("open", path, step, type) : fd;
+    }
+
+    /// <summary>openat(2) relative to a folder's descriptor.</summary>
+    internal static SafeFd OpenAt(SafeHandle dir, string path, int flags, uint mode = 0)
+    {
+        using var d = dir.Borrow();
+        fixed (byte* p = Utf8Z(path))
+        {
+            return SafeFd.FromResult(openat(d.Fd, p, flags, (mode_t)(ushort)mode));
+        }
+    }
+
+    internal static long Write(SafeHandle fd, ReadOnlySpan<byte> buffer)
+    {
+        using var f = fd.Borrow();
+        fixed (byte* b = buffer)
+        {
+            return write(f.Fd, b, buffer.Length);
+        }
+    }
+
+    internal static long Read(SafeHandle fd, Span<byte> buffer)
+    {
+        using var f = fd.Borrow();
+        fixed (byte* b = buffer)
+        {
+            return read(f.Fd, b, buffer.Length);
+        }
+    }
+
+    internal static int Mkdir(string path, uint mode)
+    {
+        fixed (byte* p = Utf8Z(path))
+        {
+            return mkdir(p, (mode_t)(ushort)mode);
+        }
+    }
+
+    internal static int Unlink(string path)
+    {
+        fixed (byte* p = Utf8Z(path))
+        {
+            return unlink(p);
+        }
+    }
+
+    internal static int FChown(SafeHandle fd, uint uid, uint gid)
+    {
+        using var f = fd.Borrow();
+        return fchown(f.Fd, uid, gid);
+    }
+
+    /// <summary>lchown(2): an id of uint.MaxValue (-1) leaves that id unchanged.</summary>
+    internal static int LChown(string path, uint uid, uint gid)
+    {
+        fixed (byte* p = Utf8Z(path))
+        {
+            return lchown(p, uid, gid);
+        }
+    }
+
+    internal static int Fsync(SafeHandle fd)
+    {
+        using var f = fd.Borrow();
+        return fsync(f.Fd);
+    }
+
+    /// <summary>statx(2) of a path; statx rather than stat: one layout on every architecture.</summary>
+    internal static int Statx(string path, int flags, uint mask, out statx st)
+    {
+        fixed (byte* p = Utf8Z(path))
+        fixed (statx* s = &st)
+        {
+            return statx(AT_FDCWD, p, flags, mask, s);
+        }
+    }
+
+    /// <summary>statx(2) of an open descriptor (AT_EMPTY_PATH).</summary>
+    internal static int Statx(SafeHandle fd, uint mask, out statx st)
+    {
+        using var f = fd.Borrow();
+        byte empty = 0;
+        fixed (statx* s = &st)
+        {
+            return statx(f.Fd, &empty, AT_EMPTY_PATH, mask, s);
+        }
+    }
+
+    internal static int StatVfs(string path, out statvfs st)
+    {
+        fixed (byte* p = Utf8Z(path))
+        fixed (statvfs* s = &st)
+        {
+            return statvfs(p, s);
+        }
+    }
+
+    internal static int Ioctl(SafeHandle fd, int request, void* arg)
+    {
+        using var f = fd.Borrow();
+        return ioctl(f.Fd, request, arg);
+    }
 }

@@ -57,7 +57,7 @@ public sealed unsafe class LayerTree : IDisposable
         if (mkdirat(Fd(parent), n.Ptr, (mode_t)(mode & 0xFFF)) == 0)
             return;
         var err = errno;
-        if (err != Interop.EEXIST)
+        if (err != EEXIST)
             throw Fail("mkdirat", path, err);
         if (TypeOf(parent, n, path) == S_IFDIR)
             return;
@@ -73,7 +73,7 @@ public sealed unsafe class LayerTree : IDisposable
         var parent = parentOrNull!;
         using var n = new Utf8(name);
         var fd = openat(Fd(parent), n.Ptr, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)0x180);
-        if (fd < 0 && errno == Interop.EEXIST)
+        if (fd < 0 && errno == EEXIST)
         {
             RemoveAt(parent, name, path);
             fd = openat(Fd(parent), n.Ptr, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)0x180);
@@ -91,7 +91,7 @@ public sealed unsafe class LayerTree : IDisposable
         using var t = new Utf8(target);
         if (symlinkat(t.Ptr, Fd(parent), n.Ptr) == 0)
             return;
-        if (errno != Interop.EEXIST)
+        if (errno != EEXIST)
             throw Fail("symlinkat", path);
         RemoveAt(parent, name, path);
         if (symlinkat(t.Ptr, Fd(parent), n.Ptr) != 0)
@@ -109,7 +109,7 @@ public sealed unsafe class LayerTree : IDisposable
         if (linkat(Fd(targetParent), t.Ptr, Fd(parent), n.Ptr, 0) == 0)
             return;
         var err = errno;
-        if (err != Interop.EEXIST)
+        if (err != EEXIST)
             throw Fail("linkat", $"{path} -> {target}", err);
         RemoveAt(parent, name, path);
         if (linkat(Fd(targetParent), t.Ptr, Fd(parent), n.Ptr, 0) != 0)
@@ -129,7 +129,7 @@ public sealed unsafe class LayerTree : IDisposable
         using var n = new Utf8(name);
         if (mknodat(Fd(parent), n.Ptr, (mode_t)((uint)type | (mode & 0xFFF)), (dev_t)dev) == 0)
             return;
-        if (errno != Interop.EEXIST)
+        if (errno != EEXIST)
             throw Fail("mknodat", path);
         RemoveAt(parent, name, path);
         if (mknodat(Fd(parent), n.Ptr, (mode_t)((uint)type | (mode & 0xFFF)), (dev_t)dev) != 0)
@@ -198,7 +198,7 @@ public sealed unsafe class LayerTree : IDisposable
         fixed (byte* v = value)
         {
             if (Interop.LSetXattr(procPath, attribute, v, (nuint)value.Length, 0) != 0)
-                throw Fail($"lsetxattr {attribute}", path, Marshal.GetLastPInvokeError());
+                throw Fail($"lsetxattr {attribute}", path);
         }
     }
 
@@ -233,7 +233,7 @@ public sealed unsafe class LayerTree : IDisposable
         stat st;
         if (fstatat(Fd(parent), name.Ptr, &st, AT_SYMLINK_NOFOLLOW) != 0)
         {
-            if (errno == Interop.ENOENT)
+            if (errno == ENOENT)
                 return 0;
             throw Fail("fstatat", path);
         }
@@ -246,9 +246,9 @@ public sealed unsafe class LayerTree : IDisposable
         if (unlinkat(Fd(parent), n.Ptr, 0) == 0)
             return;
         var err = errno;
-        if (err == Interop.ENOENT)
+        if (err == ENOENT)
             return;
-        if (err != Interop.EISDIR)
+        if (err != EISDIR)
             throw Fail("unlinkat", path, err);
         // A folder with content: .NET's recursive delete removes symlinks, never what they point at.
         // The path goes through the parent's fd, which was walked without symlinks.
@@ -260,7 +260,7 @@ public sealed unsafe class LayerTree : IDisposable
 
     private (SafeFd Fd, string Name) ParentOrRoot(string path) =>
         path.Length == 0 ? (_root, "") : Parent(path, create: false) is ({ } fd, var name) ? (fd, name)
-            : throw new LayerTreeException($"{path}: no such entry in the layer", Interop.ENOENT);
+            : throw Interop.Error(ENOENT, "openat2", path);
 
     /// <summary>The parent folder's fd (cached; not to be disposed by the caller) and the last name.</summary>
     private (SafeFd? Fd, string Name) Parent(string path, bool create)
@@ -273,7 +273,7 @@ public sealed unsafe class LayerTree : IDisposable
         if (_cachedParent == dir && _cachedParentFd is not null)
             return (_cachedParentFd, name);
         var fd = OpenBeneath(dir, out var errno);
-        if (fd is null && errno == Interop.ENOENT)
+        if (fd is null && errno == ENOENT)
         {
             if (!create)
                 return (null, name);
@@ -315,7 +315,7 @@ public sealed unsafe class LayerTree : IDisposable
                 if (mkdirat(Fd(parentFd ?? _root), n.Ptr, (mode_t)(0x1ED)) != 0)
                 {
                     var err = errno;
-                    if (err != Interop.EEXIST)
+                    if (err != EEXIST)
                         throw Fail("mkdirat", prefix, err);
                 }
             }
@@ -361,15 +361,14 @@ public sealed unsafe class LayerTree : IDisposable
         return new timespec { tv_sec = (time_t)sec, tv_nsec = (long_t)(rem * 100) };
     }
 
-    private static LayerTreeException FailWalk(string dir, int errno) =>
-        errno is Interop.ELOOP or 18 /* EXDEV */ or Interop.ENOTDIR
-            ? new UnsafePathException($"{dir}: leads through a symbolic link or out of the layer ({Interop.ErrnoName(errno)}); refused", errno)
+    private static SyscallException FailWalk(string dir, int errno) =>
+        errno == ELOOP || errno == EXDEV || errno == ENOTDIR
+            ? new UnsafePathException($"{dir}: leads through a symbolic link or out of the layer ({Interop.ErrnoName(errno)}); refused", errno, dir)
             : Fail("openat2", dir, errno);
 
-    private static LayerTreeException Fail(string syscall, string path) => Fail(syscall, path, errno);
+    private static SyscallException Fail(string syscall, string path) => Interop.Error(syscall, path);
 
-    private static LayerTreeException Fail(string syscall, string path, int errno) =>
-        new($"{syscall} {path}: {Interop.ErrnoName(errno)}: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+    private static SyscallException Fail(string syscall, string path, int errno) => Interop.Error(errno, syscall, path);
 
     /// <summary>A NUL-terminated UTF-8 copy of a string in native memory, for Tmds.LibC's byte* parameters.</summary>
     private readonly struct Utf8 : IDisposable

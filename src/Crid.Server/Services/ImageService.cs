@@ -16,7 +16,8 @@ namespace Crid.Server.Services;
 /// CRI ImageService: thin over the image store (Crid.Images). Lookups take what kubelet and crictl
 /// send: an id, a prefix of one, or a tag or digest reference, normalised as docker does.
 /// </summary>
-internal sealed class CriImageService(CridOptions options, ImageStore store, ImagePuller puller)
+internal sealed class CriImageService(CridOptions options, ImageStore store, ImagePuller puller,
+    Crid.Core.Containers.ContainerManager containers, Crid.Core.Sandboxes.SandboxManager sandboxes, Crid.Core.Stats.StatsCollector stats)
     : ImageService.ImageServiceBase
 {
     public override Task<ListImagesResponse> ListImages(ListImagesRequest request, ServerCallContext context)
@@ -63,7 +64,7 @@ internal sealed class CriImageService(CridOptions options, ImageStore store, Ima
         return Task.FromResult(new RemoveImageResponse());
     }
 
-    public override Task<ImageFsInfoResponse> ImageFsInfo(ImageFsInfoRequest request, ServerCallContext context)
+    public override async Task<ImageFsInfoResponse> ImageFsInfo(ImageFsInfoRequest request, ServerCallContext context)
     {
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1_000_000;
         var (bytes, inodes) = store.Usage();
@@ -74,15 +75,10 @@ internal sealed class CriImageService(CridOptions options, ImageStore store, Ima
             UsedBytes = new UInt64Value { Value = bytes },
             InodesUsed = new UInt64Value { Value = inodes },
         };
-        var state = FileSystemUsage.Of(options.StateDir);
-        var containers = new FilesystemUsage
-        {
-            Timestamp = now,
-            FsId = new FilesystemIdentifier { Mountpoint = state.MountPoint },
-            UsedBytes = new UInt64Value { Value = state.UsedBytes },
-            InodesUsed = new UInt64Value { Value = state.UsedInodes },
-        };
-        return Task.FromResult(new ImageFsInfoResponse { ImageFilesystems = { images }, ContainerFilesystems = { containers } });
+        // The containers' writable layers, on the filesystem of the containers' folder.
+        var layers = await stats.WritableLayersAsync(containers.List(null).Select(c =>
+            Crid.Core.Stats.ContainerStatsSources.Of(c, sandboxes.Find(c.SandboxId), options.DefaultCgroupParent)), containers.ContainersDir);
+        return new ImageFsInfoResponse { ImageFilesystems = { images }, ContainerFilesystems = { layers } };
     }
 
     private Image ToProto(StoredImage image)

@@ -26,7 +26,10 @@ internal sealed partial class CriRuntimeService
 
     public override async Task<RemoveContainerResponse> RemoveContainer(RemoveContainerRequest request, ServerCallContext context)
     {
+        var id = containers.Find(request.ContainerId)?.Id;
         await containers.RemoveAsync(request.ContainerId, context.CancellationToken);
+        if (id is not null)
+            stats.Forget(id);
         return new RemoveContainerResponse();
     }
 

@@ -21,7 +21,12 @@ internal sealed partial class CriRuntimeService
 
     public override async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
     {
+        // The stats baselines of the pod and its containers go with them.
+        var sandbox = sandboxes.Find(request.PodSandboxId);
+        var ids = sandbox is null ? [] : containers.OfSandbox(sandbox.Id).Select(c => c.Id).Append(sandbox.Id).ToList();
         await sandboxes.RemoveAsync(request.PodSandboxId, context.CancellationToken);
+        foreach (var id in ids)
+            stats.Forget(id);
         return new RemovePodSandboxResponse();
     }
 

@@ -9,9 +9,12 @@ internal sealed partial class CriRuntimeService
 {
     public override Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
     {
+        var networkCondition = network.Condition();
         var response = new StatusResponse
         {
-            Status = new RuntimeStatus { Conditions = { RuntimeCondition(), network.Condition() } },
+            Status = new RuntimeStatus { Conditions = { RuntimeCondition(), networkCondition } },
+            RuntimeHandlers = { RuntimeHandlers() },
+            Features = new RuntimeFeatures(),
         };
         if (request.Verbose)
         {
@@ -21,10 +24,21 @@ internal sealed partial class CriRuntimeService
             // Names held by live sandboxes or by a Run in flight: a failed Run must release its name,
             // and this is where an operator (or a test) can see that it did.
             response.Info["reservedNames"] = JsonSerializer.Serialize(new Dictionary<string, string>(sandboxes.ReservedNames()), ServerJson.Default.DictionaryStringString);
+            response.Info["cni"] = StatusInfo.Network(sandboxes.Network, new(networkCondition.Status, networkCondition.Reason, networkCondition.Message));
+            response.Info["cgroups"] = StatusInfo.Cgroups(stats.Layout);
+            response.Info["events"] = StatusInfo.Events(events);
             response.Info["reservedContainerNames"] = JsonSerializer.Serialize(new Dictionary<string, string>(containers.ReservedNames()), ServerJson.Default.DictionaryStringString);
         }
         return Task.FromResult(response);
     }
+
+    /// <summary>
+    /// The handlers RunPodSandbox accepts: the default (empty name) and the configured ones. Neither
+    /// feature is claimed: recursive read-only mounts need runc 1.2 (Debian's is 1.1), and kubelet's
+    /// user-namespaced pods need idmapped volume mounts, which crid does not make.
+    /// </summary>
+    private IEnumerable<RuntimeHandler> RuntimeHandlers() =>
+        new[] { "" }.Concat(options.RuntimeHandlers).Select(name => new RuntimeHandler { Name = name, Features = new RuntimeHandlerFeatures() });
 
     /// <summary>
     /// kubelet sends the node's pod CIDR here once it knows it. CNI plugins take their ranges from their

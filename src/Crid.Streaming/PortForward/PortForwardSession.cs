@@ -183,7 +183,8 @@ internal sealed class PortForwardSession
             var (_, netns) = _networks.Find(_request.SandboxId);
             socket = await PodDialer.ConnectAsync(netns, pair.Port, _creationTimeout, gone).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is Crid.Core.Errors.CriException or IOException or SocketException or NamespaceException)
+        // A pod network namespace that cannot be entered (its pin is gone) is a SyscallException, an IOException.
+        catch (Exception e) when (e is Crid.Core.Errors.CriException or IOException or SocketException)
         {
             StreamingLog.ForwardFailed(_log, pair.Port, _request.SandboxId, pair.RequestId, e.Message);
             await ReportAsync(pair, $"error forwarding port {pair.Port} to pod {_request.SandboxId}, uid : {e.Message}", end: true).ConfigureAwait(false);

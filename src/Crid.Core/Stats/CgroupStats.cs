@@ -1,0 +1,192 @@
+using System.Globalization;
+
+namespace Crid.Core.Stats;
+
+/// <summary>Cumulative CPU time of a cgroup at one moment.</summary>
+/// <param name="Timestamp">When it was read, Unix nanoseconds.</param>
+/// <param name="UsageNanoseconds">CPU time over all cores since the cgroup was made.</param>
+public sealed record CpuSample(long Timestamp, ulong UsageNanoseconds);
+
+/// <summary>A cgroup's memory at one moment, as kubelet and cAdvisor define the figures.</summary>
+public sealed record MemorySample
+{
+    /// <summary>When it was read, Unix nanoseconds.</summary>
+    public required long Timestamp { get; init; }
+
+    /// <summary>Everything charged to the cgroup, page cache included.</summary>
+    public required ulong UsageBytes { get; init; }
+
+    /// <summary>Usage less the inactive file cache: what the kernel cannot easily take back (kubelet evicts on it).</summary>
+    public required ulong WorkingSetBytes { get; init; }
+
+    /// <summary>Anonymous memory and swap cache (v1 total_rss, v2 anon).</summary>
+    public required ulong RssBytes { get; init; }
+
+    public required ulong PageFaults { get; init; }
+
+    public required ulong MajorPageFaults { get; init; }
+
+    /// <summary>The cgroup's limit; null when it has none.</summary>
+    public ulong? LimitBytes { get; init; }
+
+    /// <summary>Limit less working set (CRI MemoryUsage.available_bytes); null without a limit, as kubelet leaves it.</summary>
+    public ulong? AvailableBytes => LimitBytes is { } limit ? (limit > WorkingSetBytes ? limit - WorkingSetBytes : 0) : null;
+}
+
+/// <summary>How many processes a cgroup (and the cgroups below it) holds at one moment.</summary>
+public sealed record ProcessSample(long Timestamp, ulong Count);
+
+/// <summary>One reading of a cgroup; a part is null when the cgroup (or that hierarchy) is not there.</summary>
+public sealed record CgroupSample(CpuSample? Cpu, MemorySample? Memory, ProcessSample? Processes);
+
+/// <summary>
+/// Reads a cgroup's CPU, memory and process figures from its files, for cgroup v1 (and the hybrid
+/// layout, where runc uses v1) and v2. The definitions are kubelet's (pkg/kubelet/stats) and
+/// cAdvisor's: working set = usage − inactive file (v1 total_inactive_file, hierarchical; v2
+/// inactive_file), RSS = v1 total_rss / v2 anon, page faults from memory.stat, and no
+/// available bytes without a limit (a v1 "unlimited" is PAGE_COUNTER_MAX pages, above 2^62).
+/// Each part carries the time it was read.
+/// </summary>
+public sealed class CgroupStatsReader(Func<long>? clock = null)
+{
+    // kubelet's isMemoryUnlimited: v1 reports "no limit" as a page-rounded 2^63 - 1.
+    private const ulong UnlimitedAbove = 1UL << 62;
+
+    private readonly Func<long> _clock = clock ?? UnixClock.Now;
+
+    public CgroupSample Read(CgroupDirs dirs) => new(Cpu(dirs), Memory(dirs), Processes(dirs));
+
+    public CpuSample? Cpu(CgroupDirs dirs)
+    {
+        var now = _clock();
+        if (dirs.Mode != CgroupMode.Unified && dirs.Cpuacct is { } acct && ReadNumber(Path.Combine(acct, "cpuacct.usage")) is { } ns)
+            return new CpuSample(now, ns);
+        // cpu.stat's usage_usec is there in every cgroup2 folder, with or without the cpu controller
+        // (so a hybrid host without cpuacct still has it in its unified mount).
+        if (dirs.Unified is { } unified && ReadKeyed(Path.Combine(unified, "cpu.stat")) is { } stat && stat.TryGetValue("usage_usec", out var usec))
+            return new CpuSample(now, usec * 1000);
+        return null;
+    }
+
+    public MemorySample? Memory(CgroupDirs dirs)
+    {
+        var now = _clock();
+        if (dirs.Mode == CgroupMode.Unified)
+        {
+            if (dirs.Unified is not { } dir || ReadNumber(Path.Combine(dir, "memory.current")) is not { } usage)
+                return null;
+            var stat = ReadKeyed(Path.Combine(dir, "memory.stat")) ?? [];
+            return new MemorySample
+            {
+                Timestamp = now,
+                UsageBytes = usage,
+                WorkingSetBytes = Less(usage, stat.GetValueOrDefault("inactive_file")),
+                RssBytes = stat.GetValueOrDefault("anon"),
+                PageFaults = stat.GetValueOrDefault("pgfault"),
+                MajorPageFaults = stat.GetValueOrDefault("pgmajfault"),
+                LimitBytes = Limit(ReadText(Path.Combine(dir, "memory.max"))),
+            };
+        }
+        if (dirs.Memory is not { } mem || ReadNumber(Path.Combine(mem, "memory.usage_in_bytes")) is not { } v1Usage)
+            return null;
+        // The total_* keys count the cgroups below too, as usage_in_bytes does (use_hierarchy is
+        // always on since 5.x): a pod's parent cgroup is the sum of its containers.
+        var v1Stat = ReadKeyed(Path.Combine(mem, "memory.stat")) ?? [];
+        return new MemorySample
+        {
+            Timestamp = now,
+            UsageBytes = v1Usage,
+            WorkingSetBytes = Less(v1Usage, v1Stat.GetValueOrDefault("total_inactive_file")),
+            RssBytes = v1Stat.GetValueOrDefault("total_rss"),
+            PageFaults = v1Stat.GetValueOrDefault("total_pgfault"),
+            MajorPageFaults = v1Stat.GetValueOrDefault("total_pgmajfault"),
+            LimitBytes = Limit(ReadText(Path.Combine(mem, "memory.limit_in_bytes"))),
+        };
+    }
+
+    public ProcessSample? Processes(CgroupDirs dirs)
+    {
+        var now = _clock();
+        var pidsDir = dirs.Mode == CgroupMode.Unified ? dirs.Unified : dirs.Pids;
+        if (pidsDir is not null && ReadNumber(Path.Combine(pidsDir, "pids.current")) is { } current)
+            return new ProcessSample(now, current);
+        // Without the pids controller: count the members, of the cgroups below too (pids.current's scope).
+        var dir = dirs.Mode == CgroupMode.Unified ? dirs.Unified : dirs.Memory ?? dirs.Cpuacct ?? dirs.Unified;
+        if (dir is null || !Directory.Exists(dir))
+            return null;
+        return CountProcesses(dir, depth: 0) is { } count ? new ProcessSample(now, count) : null;
+    }
+
+    private static ulong? CountProcesses(string dir, int depth)
+    {
+        var text = ReadText(Path.Combine(dir, "cgroup.procs"));
+        if (text is null)
+            return null;
+        var count = (ulong)text.AsSpan().Count('\n');
+        // Kubernetes nests pod → container; 32 levels is far beyond any real tree.
+        if (depth < 32)
+        {
+            try
+            {
+                foreach (var child in Directory.EnumerateDirectories(dir))
+                    count += CountProcesses(child, depth + 1) ?? 0;
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // Removed while counting: what was counted stands.
+            }
+        }
+        return count;
+    }
+
+    private static ulong Less(ulong a, ulong b) => a > b ? a - b : 0;
+
+    private static ulong? Limit(string? text)
+    {
+        var t = text?.Trim();
+        if (t is null || t == "max")
+            return null;
+        return ulong.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v <= UnlimitedAbove ? v : null;
+    }
+
+    /// <summary>A file's text; null when it (or its cgroup) is not there.</summary>
+    internal static string? ReadText(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (IOException)
+        {
+            // Not there (ENOENT), or its cgroup removed between open and read (ENODEV): a container
+            // that stopped has no figures, which is what null says.
+            return null;
+        }
+    }
+
+    /// <summary>A file holding one unsigned number; null when it is not there or holds something else.</summary>
+    internal static ulong? ReadNumber(string path) =>
+        ReadText(path) is { } t && ulong.TryParse(t.AsSpan().Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : null;
+
+    /// <summary>A flat keyed file ("key value" lines: memory.stat, cpu.stat); null when it is not there.</summary>
+    internal static Dictionary<string, ulong>? ReadKeyed(string path) => ReadText(path) is { } t ? ParseKeyed(t) : null;
+
+    internal static Dictionary<string, ulong> ParseKeyed(string text)
+    {
+        var values = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var space = line.IndexOf(' ');
+            if (space > 0 && ulong.TryParse(line.AsSpan(space + 1).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var v))
+                values[line[..space]] = v;
+        }
+        return values;
+    }
+}
+
+/// <summary>Wall-clock time as CRI timestamps carry it.</summary>
+public static class UnixClock
+{
+    /// <summary>Nanoseconds since the Unix epoch (100 ns resolution).</summary>
+    public static long Now() => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
+}

@@ -1,0 +1,87 @@
+using System.Collections.Concurrent;
+using Crid.Linux;
+
+namespace Crid.Core.Stats;
+
+/// <summary>A container's writable layer at one moment.</summary>
+/// <param name="Timestamp">When the walk that measured it ended, Unix nanoseconds.</param>
+/// <param name="MountPoint">The filesystem holding the layer (CRI's fs_id).</param>
+/// <param name="Truncated">The walk hit its bound: the figures are a lower bound.</param>
+public sealed record LayerUsage(long Timestamp, string MountPoint, ulong UsedBytes, ulong InodesUsed, bool Truncated);
+
+/// <summary>
+/// The bytes and inodes of containers' writable layers (the overlay upper folders), measured by a
+/// walk of the folder (<see cref="DirectoryUsage"/>: by descriptor, one filesystem, bounded) on a
+/// thread of its own, never a thread-pool thread. A walk costs a statx per file, so a measurement
+/// is reused for <see cref="MaxAge"/> (its timestamp says when it was taken), concurrent callers for
+/// one layer share one walk, and at most one walk runs at a time for the whole daemon: stats of a
+/// hundred containers cost a hundred walks one after another, not a hundred threads at once.
+/// </summary>
+public sealed class WritableLayerStats(TimeSpan maxAge, int maxEntries = WritableLayerStats.DefaultMaxEntries, int maxDepth = WritableLayerStats.DefaultMaxDepth, Func<long>? clock = null)
+{
+    /// <summary>Entries one walk looks at: a second or so of statx calls.</summary>
+    public const int DefaultMaxEntries = 500_000;
+
+    /// <summary>Folder levels one walk enters; each holds a descriptor open while below it.</summary>
+    public const int DefaultMaxDepth = 128;
+
+    private readonly Func<long> _clock = clock ?? UnixClock.Now;
+    private readonly ConcurrentDictionary<string, Lazy<Task<LayerUsage?>>> _walks = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, LayerUsage> _last = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _one = new(1, 1);
+
+    public TimeSpan MaxAge { get; } = maxAge;
+
+    /// <summary>The usage of <paramref name="dir"/>, known as <paramref name="key"/>; null when the folder is not there (any more).</summary>
+    public Task<LayerUsage?> MeasureAsync(string key, string dir)
+    {
+        if (_last.TryGetValue(key, out var last) && _clock() - last.Timestamp < MaxAge.Ticks * 100)
+            return Task.FromResult<LayerUsage?>(last);
+        var walk = _walks.GetOrAdd(key, _ => new Lazy<Task<LayerUsage?>>(() => WalkAsync(key, dir)));
+        return walk.Value;
+    }
+
+    /// <summary>Drops what is kept of a removed container's layer.</summary>
+    public void Forget(string key) => _last.TryRemove(key, out _);
+
+    private async Task<LayerUsage?> WalkAsync(string key, string dir)
+    {
+        try
+        {
+            await _one.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                var usage = await Task.Factory.StartNew(() => Measure(dir), CancellationToken.None,
+                    TaskCreationOptions.LongRunning | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default).ConfigureAwait(false);
+                if (usage is not null)
+                    _last[key] = usage;
+                else
+                    _last.TryRemove(key, out _);
+                return usage;
+            }
+            finally
+            {
+                _one.Release();
+            }
+        }
+        finally
+        {
+            _walks.TryRemove(key, out _);
+        }
+    }
+
+    private LayerUsage? Measure(string dir)
+    {
+        DiskUsage usage;
+        try
+        {
+            usage = DirectoryUsage.Measure(dir, maxEntries, maxDepth);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
+        var mount = FileSystemUsage.Of(dir).MountPoint;
+        return new LayerUsage(_clock(), mount, usage.Bytes, usage.Inodes, usage.Truncated);
+    }
+}
