@@ -15,7 +15,11 @@ public static class OrphanHelpers
     /// process (a live .NET daemon never is) whose parent does not hold the lock itself (a live
     /// daemon's helpers mid-Run are left alone). Returns their pids.
     /// </summary>
-    public static IReadOnlyList<int> Kill(string lockPath)
+    public static IReadOnlyList<int> Kill(string lockPath) => Kill(lockPath, out _);
+
+    /// <inheritdoc cref="Kill(string)"/>
+    /// <param name="holderCount">how many processes held the lock when we looked, killed or not.</param>
+    public static IReadOnlyList<int> Kill(string lockPath, out int holderCount)
     {
         var holders = new HashSet<int>();
         foreach (var proc in Directory.EnumerateDirectories("/proc"))
@@ -24,6 +28,7 @@ public static class OrphanHelpers
                 holders.Add(pid);
         }
 
+        holderCount = holders.Count;
         var killed = new List<int>();
         foreach (var pid in holders)
         {

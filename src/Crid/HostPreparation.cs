@@ -93,12 +93,30 @@ internal static class HostPreparation
         catch (IOException)
         {
             // A helper child of a daemon killed mid-Run still holds the lock (see OrphanHelpers);
-            // once it is killed, the kernel drops the lock when it exits.
-            var killed = OrphanHelpers.Kill(Path.GetFullPath(path));
-            if (killed.Count == 0)
-                throw new StartupException($"another crid daemon is using the {what} (it holds {path})");
-            // Logging is not set up yet: one line on stderr, as the start-up errors are.
-            Console.Error.WriteLine($"crid: killed {killed.Count} helper process(es) of a previous daemon still holding {path}: {string.Join(", ", killed)}");
+            // once it is killed, the kernel drops the lock when it exits. A process of the dead
+            // daemon may also let go of it on its own between our open and our look (a spawned
+            // child exec'ing, a helper exiting): then nobody holds it any more, and we try again.
+            for (var look = 0; ; look++)
+            {
+                var killed = OrphanHelpers.Kill(Path.GetFullPath(path), out var holders);
+                if (killed.Count > 0)
+                {
+                    // Logging is not set up yet: one line on stderr, as the start-up errors are.
+                    Console.Error.WriteLine($"crid: killed {killed.Count} helper process(es) of a previous daemon still holding {path}: {string.Join(", ", killed)}");
+                    break;
+                }
+                if (holders > 0 || look >= 100)
+                    throw new StartupException($"another crid daemon is using the {what} (it holds {path})");
+                Thread.Sleep(10);
+                try
+                {
+                    return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                }
+                catch (IOException)
+                {
+                    // Still locked: look again.
+                }
+            }
         }
         for (var attempt = 0; ; attempt++)
         {
