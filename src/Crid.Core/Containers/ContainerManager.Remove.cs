@@ -38,10 +38,23 @@ public sealed partial class ContainerManager
             await runtime.DeleteAsync(container.Id, CancellationToken.None).ConfigureAwait(false);
         else
             ContainerLog.NoRuntimeToDelete(_log, container.Id, container.RuntimeHandler);
+        // A running container the delete killed stopped here, by SIGKILL: conmon's exit, should it
+        // still come, finds no container any more, so the status says so now (while the record is
+        // still there to take it), and the stopped and deleted events carry it.
+        if (wasRunning)
+        {
+            try
+            {
+                container.Status.Update(s => s.State == ContainerState.Exited ? s : Exited(s, 137, NowNs(), oomKilled: false));
+            }
+            catch (IOException e)
+            {
+                ContainerLog.ExitNotRecorded(_log, container.Id, e.Message);
+            }
+        }
         // The record first: a crash from here on leaves a folder without a record, which the next
         // start deletes (and whose image hold it releases), never a record whose files are half gone.
         File.Delete(Path.Combine(container.Dir, ContainerRecord.FileName));
-        // A running container the delete killed stopped here: its exit is not recorded any more.
         if (wasRunning)
             _events?.Stopped(container.Id, container.SandboxId);
         var before = _events?.SnapshotBeforeRemoval(container.SandboxId);
