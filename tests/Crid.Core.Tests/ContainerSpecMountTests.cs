@@ -105,7 +105,7 @@ public sealed class ContainerSpecMountTests : IDisposable
     [Fact]
     public void Propagation_maps_to_rslave_and_rshared_and_sets_the_roots()
     {
-        var shared = Directory.CreateDirectory(Path.Combine(_f.Dir, "shared")).FullName;
+        var shared = Directory.CreateDirectory(Path.Combine(_f.Dir, "propagating")).FullName;
         _f.Host.Propagations[shared] = Propagation.Shared;
         var slave = _f.Build(c => c.Mounts.Add(new CriMount { HostPath = shared, ContainerPath = "/s", Propagation = MountPropagation.PropagationHostToContainer }));
         Assert.Contains("rslave", ByDestination(slave)["/s"].Options!);

@@ -146,9 +146,9 @@ public sealed class ContainerSocketTests
         var first = Shell("first", "echo hello; echo oops >&2; exec sleep 1000");
         first.Mounts.Add(new Mount { HostPath = hostDir, ContainerPath = "/data", Readonly = true, Propagation = MountPropagation.PropagationPrivate });
         // rslave needs a shared source: a bind mount of the folder onto itself, made rshared.
-        var sharedDir = Directory.CreateDirectory(Path.Combine(hostDir, "shared")).FullName;
-        Sh($"mount --bind {sharedDir} {sharedDir} && mount --make-rshared {sharedDir}");
-        first.Mounts.Add(new Mount { HostPath = sharedDir, ContainerPath = "/slave", Propagation = MountPropagation.PropagationHostToContainer });
+        var propagatingDir = Directory.CreateDirectory(Path.Combine(hostDir, "propagating")).FullName;
+        Sh($"mount --bind {propagatingDir} {propagatingDir} && mount --make-rshared {propagatingDir}");
+        first.Mounts.Add(new Mount { HostPath = propagatingDir, ContainerPath = "/slave", Propagation = MountPropagation.PropagationHostToContainer });
         var a = await RunAsync(d, pod, podConfig, first);
         var b = await RunAsync(d, pod, podConfig, Shell("second", "exec sleep 1000"));
         string Pin(string type) => Directory.EnumerateFiles(Path.Combine(d.NamespacesDir, type + "ns")).Single();
@@ -162,8 +162,8 @@ public sealed class ContainerSocketTests
         Assert.Equal("from the host", await ExecAsync(d, a, "cat /data/file"));
         Assert.NotEqual(0, (await rt.ExecSyncAsync(new ExecSyncRequest { ContainerId = a, Cmd = { "/bin/sh", "-c", "echo x > /data/new" }, Timeout = 10 })).ExitCode);
         // A mount made on the host after the start reaches the container through rslave.
-        Directory.CreateDirectory(Path.Combine(sharedDir, "late"));
-        Sh($"mount -t tmpfs -o size=1m late {sharedDir}/late && echo propagated > {sharedDir}/late/file");
+        Directory.CreateDirectory(Path.Combine(propagatingDir, "late"));
+        Sh($"mount -t tmpfs -o size=1m late {propagatingDir}/late && echo propagated > {propagatingDir}/late/file");
         Assert.Equal("propagated", await ExecAsync(d, a, "cat /slave/late/file"));
 
         // The status as kubelet reads it.
@@ -178,7 +178,7 @@ public sealed class ContainerSocketTests
         Assert.Equal("kept as given", s.Annotations["note"]);
         Assert.Equal(2, s.Mounts.Count);
         Assert.Equal((hostDir, "/data", true, MountPropagation.PropagationPrivate), (s.Mounts[0].HostPath, s.Mounts[0].ContainerPath, s.Mounts[0].Readonly, s.Mounts[0].Propagation));
-        Assert.Equal((sharedDir, "/slave", false, MountPropagation.PropagationHostToContainer), (s.Mounts[1].HostPath, s.Mounts[1].ContainerPath, s.Mounts[1].Readonly, s.Mounts[1].Propagation));
+        Assert.Equal((propagatingDir, "/slave", false, MountPropagation.PropagationHostToContainer), (s.Mounts[1].HostPath, s.Mounts[1].ContainerPath, s.Mounts[1].Readonly, s.Mounts[1].Propagation));
         Assert.Contains("\"pid\"", status.Info["info"]);
         Assert.Contains("\"ociVersion\"", status.Info["info"]);
 
@@ -195,7 +195,7 @@ public sealed class ContainerSocketTests
         Assert.Empty(await List(new ContainerFilter { State = new ContainerStateValue { State = ContainerState.ContainerExited } }));
 
         // A pod with a shared pid namespace: the infra process is PID 1, the container is not.
-        var sharedConfig = Pod(d, "shared", NamespaceMode.Pod);
+        var sharedConfig = Pod(d, "pidpod", NamespaceMode.Pod);
         var shared = (await rt.RunPodSandboxAsync(new RunPodSandboxRequest { Config = sharedConfig })).PodSandboxId;
         var c = await RunAsync(d, shared, sharedConfig, Shell("inpod", "exec sleep 1000"));
         Assert.NotEqual("sleep", await ExecAsync(d, c, "cat /proc/1/comm"));
@@ -214,7 +214,7 @@ public sealed class ContainerSocketTests
         Assert.Empty((await rt.ListContainersAsync(new ListContainersRequest())).Containers);
         var gone = await Assert.ThrowsAsync<RpcException>(async () => await StatusAsync(d, a));
         Assert.Equal(StatusCode.NotFound, gone.StatusCode);
-        Sh($"umount {sharedDir}/late && umount {sharedDir}");
+        Sh($"umount {propagatingDir}/late && umount {propagatingDir}");
         Assert.Empty(Leftovers(d));
         Assert.True(File.Exists(Path.Combine(hostDir, "file")));
     }

@@ -67,8 +67,8 @@ public sealed class PullTests : IAsyncLifetime
     [Fact]
     public async Task Concurrent_pulls_of_one_image_share_one_download()
     {
-        var image = Simple("shared");
-        _registry.Add("shared", "latest", image);
+        var image = Simple("common");
+        _registry.Add("common", "latest", image);
         var release = new TaskCompletionSource();
         _registry.Intercept = async ctx =>
         {
@@ -77,7 +77,7 @@ public sealed class PullTests : IAsyncLifetime
             return false;
         };
         using var h = new PullHarness();
-        var pulls = Enumerable.Range(0, 4).Select(_ => h.PullAsync($"{_registry.Host}/shared")).ToArray();
+        var pulls = Enumerable.Range(0, 4).Select(_ => h.PullAsync($"{_registry.Host}/common")).ToArray();
         await Task.Delay(300);
         release.SetResult();
         var ids = await Task.WhenAll(pulls);
