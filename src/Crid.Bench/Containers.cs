@@ -20,16 +20,7 @@ internal static class ContainerBench
     {
         Directory.CreateDirectory(dir);
         var host = $"127.0.0.1:{ImagePulls.FreePort()}";
-        File.WriteAllText(Path.Combine(dir, "registry.yml"),
-            $"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {dir}/registry\nhttp:\n  addr: {host}\n");
-        using var registry = Process.Start(new ProcessStartInfo("/usr/bin/docker-registry", ["serve", Path.Combine(dir, "registry.yml")])
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        })!;
-        registry.BeginErrorReadLine();
-        registry.BeginOutputReadLine();
+        using var registry = ImagePulls.StartRegistry(dir, host);
         var runcRoot = Path.Combine(dir, "runc");
         var cgroup = "/crid-bench-floor-" + Guid.NewGuid().ToString("N")[..8];
         try

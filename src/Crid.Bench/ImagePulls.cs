@@ -27,16 +27,7 @@ internal static class ImagePulls
         Directory.CreateDirectory(dir);
         var port = FreePort();
         var host = $"127.0.0.1:{port}";
-        File.WriteAllText(Path.Combine(dir, "registry.yml"),
-            $"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {dir}/registry\nhttp:\n  addr: {host}\n");
-        using var registry = Process.Start(new ProcessStartInfo("/usr/bin/docker-registry", ["serve", Path.Combine(dir, "registry.yml")])
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        })!;
-        registry.BeginErrorReadLine();
-        registry.BeginOutputReadLine();
+        using var registry = StartRegistry(dir, host);
         try
         {
             await WaitForAsync(host, ct);
@@ -102,6 +93,22 @@ internal static class ImagePulls
                 registry.Kill();
             await registry.WaitForExitAsync(CancellationToken.None);
         }
+    }
+
+    /// <summary>Debian's docker-registry serving from <paramref name="dir"/>/registry on <paramref name="host"/>; wait for it with <see cref="WaitForAsync"/>.</summary>
+    internal static Process StartRegistry(string dir, string host)
+    {
+        File.WriteAllText(Path.Combine(dir, "registry.yml"),
+            $"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {dir}/registry\nhttp:\n  addr: {host}\n");
+        var registry = Process.Start(new ProcessStartInfo("/usr/bin/docker-registry", ["serve", Path.Combine(dir, "registry.yml")])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        })!;
+        registry.BeginErrorReadLine();
+        registry.BeginOutputReadLine();
+        return registry;
     }
 
     /// <summary>The kit's busybox, in short: /bin/busybox, an applet link per applet, /etc, one gzip layer.</summary>
