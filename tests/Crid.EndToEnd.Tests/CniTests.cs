@@ -430,16 +430,7 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
         await d.StopAsync();
     }
 
-    /// <summary>The daemon's stderr is read asynchronously: a line logged before the answer may arrive after it.</summary>
-    private static async Task Logged(DaemonProcess d, string text)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!d.Stderr.Contains(text, StringComparison.Ordinal))
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), $"the daemon never logged \"{text}\":\n{d.Stderr}");
-            await Task.Delay(20);
-        }
-    }
+    private static Task Logged(DaemonProcess d, string text) => d.LoggedAsync(text);
 
     private static async Task<bool> StillAttached(DaemonProcess d, string id)
     {

@@ -121,6 +121,17 @@ internal sealed class DaemonProcess : IAsyncDisposable
         return p.ExitCode;
     }
 
+    /// <summary>The daemon's stderr is read asynchronously: a line logged before the answer may arrive after it.</summary>
+    public async Task LoggedAsync(string text)
+    {
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (!Stderr.Contains(text, StringComparison.Ordinal))
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), $"the daemon never logged \"{text}\":\n{Stderr}");
+            await Task.Delay(20);
+        }
+    }
+
     public async Task KillAsync()
     {
         var p = Process;

@@ -252,7 +252,7 @@ public sealed class SandboxTests
             await Task.Delay(5);
         }
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"NOTREADY only after {watch.Elapsed}");
-        Assert.Contains($"the infra process {pid} of sandbox {id} exited", d.Stderr);
+        await d.LoggedAsync($"the infra process {pid} of sandbox {id} exited");
         // Reaped by the daemon, not left a zombie until Stop.
         for (var i = 0; i < 100 && Directory.Exists($"/proc/{pid}"); i++)
             await Task.Delay(10);
