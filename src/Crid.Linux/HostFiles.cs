@@ -13,6 +13,10 @@ public static class HostFiles
     public static void SetGroup(string path, int gid)
         => Interop.CheckIo(Interop.LChown(path, uint.MaxValue, (uint)gid), "lchown", path);
 
+    /// <summary>Changes the owner and group of <paramref name="path"/> (not following a final symlink).</summary>
+    public static void SetOwner(string path, uint uid, uint gid)
+        => Interop.CheckIo(Interop.LChown(path, uid, gid), "lchown", path);
+
     /// <summary>
     /// fsync(2) of a folder: makes the names created or renamed inside it durable. .NET cannot open a
     /// folder as a file handle, so this goes to libc.

@@ -18,6 +18,20 @@ namespace Crid.Linux;
 /// names need that folder as the working directory, and a process has one working directory for
 /// all its threads; so the mount runs on a thread of its own that first unshares its filesystem
 /// context (unshare(2) CLONE_FS: cwd, root and umask become the thread's own) and then exits.
+///
+/// In a pod with its own user namespace (<see cref="OverlayIdMap"/>) the layers are id-mapped, as
+/// containerd 2.x does it: each layer folder is cloned into a detached mount (open_tree(2)
+/// OPEN_TREE_CLONE) that shows its files through the pod's mapping (mount_setattr(2)
+/// MOUNT_ATTR_IDMAP), so the image's root-owned files are the pod root's (host uid = the mapping's
+/// for 0) and show as 0:0 inside, with nothing copied or chowned. overlayfs takes those detached
+/// mounts as lower layers by their /proc/self/fd names (it keeps private clones of its layers;
+/// a detached mount is accepted as one since Linux 6.15, "fs: support detached mounts in
+/// clone_private_mount()"): the mounting thread works in /proc/self/fd and names the layers by
+/// their descriptor numbers, which also keeps the option string short. The descriptors are closed
+/// once the overlay is mounted, so no id-mapped mount is ever attached anywhere: a daemon killed
+/// at any point leaves only the overlay itself, which recovery and Remove unmount as before. The
+/// writable layer is chowned to the pod's root: overlayfs creates files as the caller (mapped)
+/// but the upper folder is the rootfs's own "/".
 /// </remarks>
 public static class OverlayMount
 {
@@ -33,9 +47,10 @@ public static class OverlayMount
     /// <param name="upperDir">the container's writable layer: an existing folder on a filesystem overlayfs accepts as upper (not an overlay).</param>
     /// <param name="workDir">overlayfs's work folder: existing, empty, on the same filesystem as <paramref name="upperDir"/>.</param>
     /// <param name="linksDir">a folder to create for the layers' short names; it must not exist yet.</param>
+    /// <param name="idMap">the pod's user namespace, for id-mapped layers; null for the host's ids.</param>
     /// <exception cref="ArgumentException">a path is relative or holds a character the option string cannot carry.</exception>
     /// <exception cref="IOException">the mount failed (the message names the syscall, the target and the errno).</exception>
-    public static void Mount(string target, IReadOnlyList<string> lowerDirs, string upperDir, string workDir, string linksDir)
+    public static void Mount(string target, IReadOnlyList<string> lowerDirs, string upperDir, string workDir, string linksDir, OverlayIdMap? idMap = null)
     {
         ArgumentNullException.ThrowIfNull(lowerDirs);
         if (lowerDirs.Count is 0 or > MaxLayers)
@@ -50,6 +65,12 @@ public static class OverlayMount
                 throw new ArgumentException($"\"{path}\" holds ',', ':', '\\' or NUL, which an overlay's options cannot carry");
         }
 
+        if (idMap is not null)
+        {
+            MountIdMapped(target, lowerDirs, upperDir, workDir, idMap);
+            return;
+        }
+
         Directory.CreateDirectory(linksDir);
         var names = new StringBuilder();
         for (var i = 0; i < lowerDirs.Count; i++)
@@ -62,23 +83,72 @@ public static class OverlayMount
             names.Append(i == 0 ? "" : ":").Append(name);
         }
 
-        var options = $"lowerdir={names},upperdir={upperDir},workdir={workDir}";
+        var options = Options(target, names.ToString(), upperDir, workDir);
+        OnMountThread(() => MountFrom(linksDir, target, options));
+    }
+
+    private static string Options(string target, string lowerNames, string upperDir, string workDir)
+    {
+        var options = $"lowerdir={lowerNames},upperdir={upperDir},workdir={workDir}";
         // Where the kernel indexes by default, two containers of one image would fight over the
         // lower layers' index entries; containerd turns it off the same way.
         if (ReadParameter("index") == "Y")
             options += ",index=off";
         if (Encoding.UTF8.GetByteCount(options) > 4095)
             throw new IOException($"mount overlay {target}: the options take more than a page ({options.Length} bytes)");
+        return options;
+    }
 
+    private static void OnMountThread(Func<Exception?> mount)
+    {
         Exception? failure = null;
-        var thread = new Thread(() => failure = MountFrom(linksDir, target, options)) { IsBackground = true, Name = "crid overlay mount" };
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                failure = mount();
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        }) { IsBackground = true, Name = "crid overlay mount" };
         thread.Start();
         thread.Join();
         if (failure is not null)
             throw failure;
     }
 
-    /// <summary>Runs on its own thread: a private working directory, then the mount with relative layer names.</summary>
+    /// <summary>The overlay over id-mapped detached clones of the layers (see the remarks).</summary>
+    private static void MountIdMapped(string target, IReadOnlyList<string> lowerDirs, string upperDir, string workDir, OverlayIdMap idMap)
+    {
+        Interop.CheckIo(Interop.LChown(upperDir, idMap.RootUid, idMap.RootGid), "lchown", upperDir, "own the writable layer as the pod's root");
+        using var userns = Interop.OpenChecked(idMap.UserNamespacePath, O_RDONLY | O_CLOEXEC, step: "the pod's user namespace for id-mapped layers");
+        var trees = new List<SafeFd>(lowerDirs.Count);
+        try
+        {
+            var names = new StringBuilder();
+            foreach (var lower in lowerDirs)
+            {
+                var tree = Interop.OpenTree(lower, Interop.OPEN_TREE_CLONE | Interop.OPEN_TREE_CLOEXEC);
+                if (tree.IsInvalid)
+                    throw Interop.Error("open_tree", lower, "clone the layer for an id-mapped mount");
+                trees.Add(tree);
+                if (Interop.MountSetIdmap(tree, userns) != 0)
+                    throw Interop.Error("mount_setattr", lower, "id-map the layer to " + idMap.UserNamespacePath);
+                names.Append(names.Length == 0 ? "" : ":").Append(tree.DangerousGetHandle().ToInt32().ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            var options = Options(target, names.ToString(), upperDir, workDir);
+            OnMountThread(() => MountFrom("/proc/self/fd", target, options));
+        }
+        finally
+        {
+            foreach (var tree in trees)
+                tree.Dispose();
+        }
+    }
+
+    /// <summary>Runs on its own thread: a private working directory, then the mount with relative layer names (links in <paramref name="linksDir"/>, or descriptors in /proc/self/fd).</summary>
     private static unsafe Exception? MountFrom(string linksDir, string target, string options)
     {
         if (unshare(CLONE_FS) != 0)
@@ -157,3 +227,9 @@ public static class OverlayMount
         }
     }
 }
+
+/// <summary>
+/// Id-mapped layers for a pod with its own user namespace: the pin of that namespace, and the host
+/// ids its root (container uid and gid 0) maps to, which own the writable layer.
+/// </summary>
+public sealed record OverlayIdMap(string UserNamespacePath, uint RootUid, uint RootGid);

@@ -12,11 +12,12 @@ public static class PodShm
     /// <summary>The size docker, containerd and cri-o give a pod's /dev/shm by default.</summary>
     public const long DefaultSizeBytes = 64L * 1024 * 1024;
 
-    public static void Mount(string target, long sizeBytes = DefaultSizeBytes)
+    /// <param name="owner">the host ids of a user-namespaced pod's root, who then owns the tmpfs (root:root inside, as without one); null: host root.</param>
+    public static void Mount(string target, long sizeBytes = DefaultSizeBytes, (uint Uid, uint Gid)? owner = null)
     {
         Directory.CreateDirectory(target);
-        Interop.CheckIo(Interop.Mount("shm", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, $"mode=1777,size={sizeBytes}"),
-            "mount tmpfs", target);
+        var options = $"mode=1777,size={sizeBytes}" + (owner is { } o ? $",uid={o.Uid},gid={o.Gid}" : "");
+        Interop.CheckIo(Interop.Mount("shm", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options), "mount tmpfs", target);
     }
 
     /// <summary>Unmounts; "not mounted" (EINVAL) and "not there" (ENOENT) are success, so it is idempotent.</summary>

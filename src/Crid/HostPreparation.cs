@@ -19,8 +19,14 @@ internal static class HostPreparation
     /// </summary>
     public static void CreateFolders(CridOptions options, List<string> created)
     {
-        // The state dir holds pod specs and records: only root may look (0700).
-        CreateDirectory(options.StateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, created);
+        // The state dir holds pod specs and records: only root may list it, but anyone may pass
+        // through (0711). runc 1.1 bind-mounts a container's rootfs (<state>/containers/<id>/rootfs)
+        // from inside a pod's user namespace, as the pod's root (a host uid such as 200000), who
+        // must search every folder on the way ("mount .../rootfs: permission denied" otherwise).
+        // What must stay private is private below it: sandboxes/ and the image store's blobs are
+        // 0700, records and specs 0600.
+        CreateDirectory(options.StateDir, Traversable, created);
+        MakeTraversable(options.StateDir);
         CreateDirectory(options.NamespacesDir, Default, created);
         CreateDirectory(Path.GetDirectoryName(options.Listen)!, Default, created);
         // The runtime's state and the monitors' files: only root may look, as in the state dir.
@@ -43,6 +49,24 @@ internal static class HostPreparation
             if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
                 throw new StartupException($"runtime-root {options.RuntimeRoot} is too long: attach sockets under it would take " +
                     $"{System.Text.Encoding.UTF8.GetByteCount(socket)} bytes, more than the 107 a Unix socket path may have; choose a shorter folder");
+        }
+    }
+
+    private const UnixFileMode Traversable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+
+    /// <summary>A state dir made 0700 by an older crid gets the search bits it now needs (nothing else changes).</summary>
+    private static void MakeTraversable(string path)
+    {
+        try
+        {
+            var mode = File.GetUnixFileMode(path);
+            if ((mode & (UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != (UnixFileMode.GroupExecute | UnixFileMode.OtherExecute))
+                File.SetUnixFileMode(path, mode | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"cannot make {path} searchable: {e.Message}");
         }
     }
 

@@ -175,7 +175,12 @@ public sealed class DaemonTests
         await using var d = await DaemonProcess.StartAsync();
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite,
             File.GetUnixFileMode(d.Socket));
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(d.StateDir));
+        // The state dir is searchable (a user-namespaced pod's root reaches its rootfs through it),
+        // never listable; what is private below it stays 0700.
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Assert.Equal(Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute, File.GetUnixFileMode(d.StateDir));
+        Assert.Equal(Private, File.GetUnixFileMode(Path.Combine(d.StateDir, "sandboxes")));
+        Assert.Equal(Private, File.GetUnixFileMode(Path.Combine(d.StateDir, "images", "blobs", "sha256")));
     }
 
     [Fact]

@@ -99,9 +99,10 @@ public sealed partial class ContainerManager
             undo.Push(("release the image's layers", () => { _images.Release(id); return Task.CompletedTask; }));
 
             step = "mount the root filesystem";
+            var idMap = IdMapOf(pod);
             await BlockingCalls.RunAsync(() =>
             {
-                OverlayMount.Mount(container.RootfsPath, layers, container.UpperDir, container.WorkDir, container.LayersDir);
+                OverlayMount.Mount(container.RootfsPath, layers, container.UpperDir, container.WorkDir, container.LayersDir, idMap);
                 return 0;
             }).ConfigureAwait(false);
             undo.Push(("unmount the root filesystem", () => BlockingCalls.RunAsync(() => { OverlayMount.Unmount(container.RootfsPath); return 0; })));
@@ -120,6 +121,10 @@ public sealed partial class ContainerManager
                 PidsLimit = _options.PidsLimit > 0 ? _options.PidsLimit : null,
             }, _host);
             AtomicFiles.Write(container.SpecPath, ContainerSpecs.Serialize(spec), AtomicFiles.PrivateFile, durable: false);
+            // The image's volumes are the container's to write, as its rootfs is.
+            if (idMap is not null && Directory.Exists(container.VolumesDir))
+                foreach (var volume in Directory.EnumerateDirectories(container.VolumesDir))
+                    HostFiles.SetOwner(volume, idMap.RootUid, idMap.RootGid);
 
             if (logPath.Length > 0)
             {
@@ -167,6 +172,20 @@ public sealed partial class ContainerManager
         {
             sandbox.Lock.Release();
         }
+    }
+
+    /// <summary>
+    /// A pod with its own user namespace gets id-mapped layers (see <see cref="OverlayMount"/>):
+    /// its pin, and the host ids of its root, which own the writable layer. Null for the host's ids.
+    /// </summary>
+    private static OverlayIdMap? IdMapOf(PodSpecContext pod)
+    {
+        if (!pod.Pins.TryGetValue("user", out var pin))
+            return null;
+        // The sandbox validator refuses a pod user namespace that leaves 0 unmapped.
+        var root = PodSpec.MappedRoot(pod.NamespaceOptions)
+            ?? throw new FailedPreconditionException($"sandbox {pod.Id}'s user namespace does not map uid and gid 0");
+        return new OverlayIdMap(pin, root.Uid, root.Gid);
     }
 
     /// <summary>

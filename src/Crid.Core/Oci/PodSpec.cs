@@ -156,6 +156,15 @@ internal static class PodSpec
             yield return SpecOpts.WithSysctls(l.Sysctls.OrderBy(s => s.Key, StringComparer.Ordinal));
     }
 
+    /// <summary>The host uid and gid a pod user namespace maps its root (0) to; null without one (or with 0 unmapped, which the validator refuses).</summary>
+    public static (uint Uid, uint Gid)? MappedRoot(NamespaceOption? ns)
+    {
+        if (ns?.UsernsOptions is not { Mode: NamespaceMode.Pod } userns)
+            return null;
+        static uint? Root(IEnumerable<IDMapping> mappings) => mappings.Where(m => m.ContainerId == 0).Select(m => (uint?)m.HostId).FirstOrDefault();
+        return Root(userns.Uids) is { } uid && Root(userns.Gids) is { } gid ? (uid, gid) : null;
+    }
+
     public static List<LinuxIdMapping> Mappings(IEnumerable<IDMapping> mappings) =>
         [.. mappings.Select(m => new LinuxIdMapping { ContainerId = m.ContainerId, HostId = m.HostId, Size = m.Length })];
 

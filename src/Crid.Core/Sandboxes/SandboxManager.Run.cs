@@ -93,7 +93,7 @@ public sealed partial class SandboxManager
             if (sandbox.HasOwnShm)
             {
                 step = "mount the pod's /dev/shm";
-                PodShm.Mount(sandbox.ShmPath);
+                PodShm.Mount(sandbox.ShmPath, owner: PodSpec.MappedRoot(ns));
             }
             step = "write the sandbox files";
             WriteFiles(sandbox);
@@ -179,6 +179,11 @@ public sealed partial class SandboxManager
             ("hostname", Encoding.UTF8.GetBytes(sandbox.Hostname + "\n"), AtomicFiles.ReadableFile),
             ("config.json", spec, AtomicFiles.PrivateFile),
         ], durable: false);
+        // In a pod user namespace the files are its root's, as they are the host root's without one:
+        // a container bind-mounts them read-write (a root it maps to nobody could not write them).
+        if (PodSpec.MappedRoot(sandbox.Config.Linux?.SecurityContext?.NamespaceOptions) is { } root)
+            foreach (var name in new[] { "resolv.conf", "hostname" })
+                HostFiles.SetOwner(Path.Combine(sandbox.Dir, name), root.Uid, root.Gid);
         sandbox.Status.Save();
         // The record goes last: its rename is the moment the sandbox exists for a restarted daemon.
         AtomicFiles.Write(Path.Combine(sandbox.Dir, SandboxRecord.FileName), SandboxRecord.Serialize(sandbox), AtomicFiles.PrivateFile, durable: false);
