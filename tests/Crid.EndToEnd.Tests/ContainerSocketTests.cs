@@ -12,7 +12,7 @@ namespace Crid.EndToEnd.Tests;
 /// 127.0.0.1: the seed's experiment, statuses and logs as kubelet reads them, and a daemon
 /// SIGKILLed while its containers run and exit. Each test leaves nothing behind.
 /// </summary>
-public sealed class ContainerSocketTests
+public sealed partial class ContainerSocketTests
 {
     private const string Image = "registry.example.invalid/e2e/busybox:1.0";
 
