@@ -122,8 +122,8 @@ public static class OverlayMount
     /// <summary>The overlay over id-mapped detached clones of the layers (see the remarks).</summary>
     private static void MountIdMapped(string target, IReadOnlyList<string> lowerDirs, string upperDir, string workDir, OverlayIdMap idMap)
     {
-        Interop.CheckIo(Interop.LChown(upperDir, idMap.RootUid, idMap.RootGid), "lchown", upperDir, "own the writable layer as the pod's root");
         using var userns = Interop.OpenChecked(idMap.UserNamespacePath, O_RDONLY | O_CLOEXEC, step: "the pod's user namespace for id-mapped layers");
+        Interop.CheckIo(Interop.LChown(upperDir, idMap.RootUid, idMap.RootGid), "lchown", upperDir, "own the writable layer as the pod's root");
         var trees = new List<SafeFd>(lowerDirs.Count);
         try
         {

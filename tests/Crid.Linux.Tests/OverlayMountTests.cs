@@ -64,4 +64,77 @@ public sealed class OverlayMountTests : IDisposable
         Assert.False(OverlayMount.IsMounted(rootfs));
         Assert.Throws<ArgumentException>(() => OverlayMount.Mount(rootfs, [lower + ",x"], lower, lower, Path.Combine(_dir, "l2")));
     }
+
+    [Fact]
+    public void Id_mapped_layers_show_the_images_owners_through_the_pods_mapping_and_stay_detached()
+    {
+        // A user namespace with a mapping, as a pod's pin is: a child of unshare(1) whose maps we write.
+        using var holder = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("unshare", ["--user", "sleep", "60"]))!;
+        try
+        {
+            var userns = $"/proc/{holder.Id}/ns/user";
+            for (var i = 0; i < 100 && File.ReadAllText($"/proc/{holder.Id}/comm").Trim() != "sleep"; i++)
+                Thread.Sleep(10);
+            File.WriteAllText($"/proc/{holder.Id}/uid_map", "0 300000 65536\n");
+            File.WriteAllText($"/proc/{holder.Id}/gid_map", "0 300000 65536\n");
+            // 100 layers: their descriptor numbers keep the options short.
+            var layers = new List<string>();
+            for (var i = 0; i < 100; i++)
+            {
+                var layer = Directory.CreateDirectory(Path.Combine(_dir, "snapshots", i.ToString("D3"), "fs")).FullName;
+                File.WriteAllText(Path.Combine(layer, $"only-{i}"), "");
+                layers.Add(layer);
+            }
+            File.WriteAllText(Path.Combine(layers[0], "who"), "top");
+            File.WriteAllText(Path.Combine(layers[1], "who"), "below");
+            File.WriteAllText(Path.Combine(layers[1], "users"), "");
+            HostFiles.SetOwner(Path.Combine(layers[1], "users"), 1000, 1001);
+            var rootfs = Directory.CreateDirectory(Path.Combine(_dir, "rootfs")).FullName;
+            var upper = Directory.CreateDirectory(Path.Combine(_dir, "upper")).FullName;
+            var work = Directory.CreateDirectory(Path.Combine(_dir, "work")).FullName;
+            var idMapped = IdMappedMounts();
+
+            OverlayMount.Mount(rootfs, layers, upper, work, Path.Combine(_dir, "links"), new OverlayIdMap(userns, 300000, 300000));
+
+            Assert.True(OverlayMount.IsMounted(rootfs));
+            Assert.Equal("top", File.ReadAllText(Path.Combine(rootfs, "who")));
+            Assert.All(Enumerable.Range(0, 100), i => Assert.True(File.Exists(Path.Combine(rootfs, $"only-{i}"))));
+            // Host root's files are the pod root's; 1000:1001 is the pod's 1000:1001; the layers are untouched.
+            Assert.Equal("300000:300000", Owner(Path.Combine(rootfs, "who")));
+            Assert.Equal("301000:301001", Owner(Path.Combine(rootfs, "users")));
+            Assert.Equal("300000:300000", Owner(rootfs));
+            Assert.Equal("0:0", Owner(Path.Combine(layers[0], "who")));
+            File.WriteAllText(Path.Combine(rootfs, "who"), "changed");
+            Assert.Equal("300000:300000", Owner(Path.Combine(upper, "who")));
+            Assert.Equal("top", File.ReadAllText(Path.Combine(layers[0], "who")));
+            // Nothing id-mapped is attached anywhere: only the overlay holds the clones.
+            Assert.Equal(idMapped, IdMappedMounts());
+            Assert.False(Directory.Exists(Path.Combine(_dir, "links")));
+
+            OverlayMount.Unmount(rootfs);
+            Assert.False(OverlayMount.IsMounted(rootfs));
+            Assert.Equal(idMapped, IdMappedMounts());
+
+            // A user namespace that is not there: the error names it, nothing is mounted.
+            var e = Assert.ThrowsAny<IOException>(() => OverlayMount.Mount(rootfs, layers, upper, work, Path.Combine(_dir, "links"),
+                new OverlayIdMap(Path.Combine(_dir, "no-userns"), 300000, 300000)));
+            Assert.Contains("no-userns", e.Message);
+            Assert.False(OverlayMount.IsMounted(rootfs));
+        }
+        finally
+        {
+            holder.Kill();
+            holder.WaitForExit();
+        }
+    }
+
+    private static int IdMappedMounts() => File.ReadLines("/proc/self/mountinfo").Count(l => l.Contains("idmapped", StringComparison.Ordinal));
+
+    private static string Owner(string path)
+    {
+        using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%u:%g", path]) { RedirectStandardOutput = true })!;
+        var output = p.StandardOutput.ReadToEnd().Trim();
+        p.WaitForExit();
+        return output;
+    }
 }
