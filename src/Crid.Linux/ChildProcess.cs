@@ -198,7 +198,12 @@ public sealed class ChildProcess
         return true;
     }
 
-    private static unsafe int Spawn(SpawnOptions o)
+    /// <summary>
+    /// posix_spawn(3) of <paramref name="o"/>, nothing more (no pidfd, no reaping): the one place a
+    /// child's attributes, signal sets and file actions are set up (<see cref="InfraProcess"/> spawns
+    /// its infra with it too). <paramref name="step"/> and <paramref name="type"/> go into the exception.
+    /// </summary>
+    internal static unsafe int Spawn(SpawnOptions o, string? step = null, string? type = null)
     {
         var targets = o.Fds.Keys.ToArray();
         int minFd = Math.Max(3, targets.Length == 0 ? 0 : targets.Max() + 1);
@@ -303,7 +308,7 @@ public sealed class ChildProcess
             int rc = Interop.PosixSpawn(&pid, exe, actions, attr, argv, envp);
             if (rc != 0)
             {
-                throw Interop.Error(rc, "posix_spawn", o.Executable);
+                throw Interop.Error(rc, "posix_spawn", o.Executable, step, type);
             }
 
             return pid;

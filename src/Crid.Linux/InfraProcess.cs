@@ -249,43 +249,17 @@ public static unsafe partial class InfraProcess
         }
 
         Interop.CheckIo(unshare(CLONE_NEWPID), "unshare", null, "unshare", "pid");
-        using var argv = new CStringArray(r.Args);
-        using var envp = new CStringArray(r.Environment ?? []);
-        using var exe = new CStringArray([r.Executable, "/dev/null"]);
-        byte* attr = stackalloc byte[Interop.SpawnAttrSize];
-        byte* actions = stackalloc byte[Interop.SpawnFileActionsSize];
-        sigset_t all, none;
-        sigfillset(&all);
-        sigemptyset(&none);
-        Interop.PosixSpawnattrInit(attr);
-        Interop.PosixSpawnFileActionsInit(actions);
-        try
+        // The first child after unshare(CLONE_NEWPID) is PID 1 of the new namespace. The same set-up
+        // as every other child (ChildProcess.Spawn): default signal dispositions and an empty mask,
+        // /dev/null on 0-2, nothing else of the daemon's descriptors; a session of its own keeps it
+        // out of the daemon's process group (a terminal's ^C).
+        return ChildProcess.Spawn(new SpawnOptions
         {
-            // Default dispositions for every signal and an empty mask: nothing of the daemon's
-            // handlers or blocked signals survives the exec. A session of its own keeps it out
-            // of the daemon's process group (a terminal's ^C).
-            Interop.PosixSpawnattrSetflags(attr, (short)(Interop.POSIX_SPAWN_SETSIGDEF | Interop.POSIX_SPAWN_SETSIGMASK | Interop.POSIX_SPAWN_SETSID));
-            Interop.PosixSpawnattrSetsigdefault(attr, &all);
-            Interop.PosixSpawnattrSetsigmask(attr, &none);
-            for (int fd = 0; fd < 3; fd++)
-            {
-                Interop.PosixSpawnFileActionsAddopen(actions, fd, exe.Pointers[1], fd == 0 ? O_RDONLY : O_WRONLY, 0);
-            }
-
-            int pid;
-            int rc = Interop.PosixSpawn(&pid, exe.Pointers[0], actions, attr, argv.Pointers, envp.Pointers);
-            if (rc != 0)
-            {
-                throw Interop.Error(rc, "posix_spawn", r.Executable, "spawn infra", "pid");
-            }
-
-            return pid;
-        }
-        finally
-        {
-            Interop.PosixSpawnFileActionsDestroy(actions);
-            Interop.PosixSpawnattrDestroy(attr);
-        }
+            Executable = r.Executable,
+            Args = r.Args,
+            Environment = r.Environment ?? [],
+            NewSession = true,
+        }, "spawn infra", "pid");
     }
 
     private static void Join(string? path, int flag, string type)

@@ -35,7 +35,9 @@ public sealed partial class ContainerSocketTests
     private static string HostIds(int pid, string key) =>
         string.Join(' ', File.ReadLines($"/proc/{pid}/status").Single(l => l.StartsWith(key + ":", StringComparison.Ordinal)).Split('\t', StringSplitOptions.RemoveEmptyEntries)[1..]);
 
-    private static int IdMappedMounts() => File.ReadLines("/proc/self/mountinfo").Count(l => l.Contains("idmapped", StringComparison.Ordinal));
+    /// <summary>Id-mapped mounts of anything under <paramref name="dir"/> (a clone's root names its source folder), attached anywhere.</summary>
+    private static int IdMappedMounts(string dir) =>
+        File.ReadLines("/proc/self/mountinfo").Count(l => l.Contains("idmapped", StringComparison.Ordinal) && l.Contains(dir, StringComparison.Ordinal));
 
     [Fact]
     public async Task In_a_user_namespaced_pod_containers_see_the_image_as_its_owners_made_it_and_leave_nothing()
@@ -46,8 +48,7 @@ public sealed partial class ContainerSocketTests
         // The pod's root (host uid 100000) passes through every folder down to the rootfs, as it
         // would through /var/lib: temporary folders are made 0700, the daemon's own are searchable.
         File.SetUnixFileMode(d.Dir, (UnixFileMode)0x1c9 /* 0711 */);
-        var idMappedBefore = IdMappedMounts();
-
+        
         // kubelet's files: /etc/hosts (0644) and the termination log (0666) of the pod's folder.
         var kubelet = Directory.CreateDirectory(Path.Combine(d.Dir, "kubelet")).FullName;
         File.SetUnixFileMode(kubelet, (UnixFileMode)0x1ed);
@@ -114,7 +115,7 @@ public sealed partial class ContainerSocketTests
         Assert.Equal(3, Directory.EnumerateDirectories(Path.Combine(d.StateDir, "containers")).Count());
         Assert.Equal(3, Cleanup.MountsUnder(d.StateDir, "overlay").Count);
         // The id-mapped layers are never attached anywhere: only the overlay holds them.
-        Assert.Equal(idMappedBefore, IdMappedMounts());
+        Assert.Equal(0, IdMappedMounts(d.Dir));
 
         // SIGKILLed and restarted, the daemon finds its userns containers running and whole.
         await d.KillAsync();
@@ -142,7 +143,7 @@ public sealed partial class ContainerSocketTests
         }
         Assert.Empty(Leftovers(d));
         Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(d.Dir, StringComparison.Ordinal));
-        Assert.Equal(idMappedBefore, IdMappedMounts());
+        Assert.Equal(0, IdMappedMounts(d.Dir));
     }
 
     /// <summary>The output's words, one space apart (busybox's tools end lines and pad columns their own way).</summary>

@@ -10,7 +10,7 @@ public sealed class PermissionTests
     private const UnixFileMode WritableByOthers = UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
 
     [Fact]
-    public async Task The_socket_is_0660_owned_by_the_socket_group_and_the_state_is_root_only()
+    public async Task The_socket_is_0660_owned_by_the_socket_group_and_the_state_is_root_only_below_a_searchable_state_dir()
     {
         // adm (gid 4) exists on every Debian; the numeric form is tested with it too.
         var adm = File.ReadLines("/etc/group").Select(l => l.Split(':')).FirstOrDefault(f => f[0] == "adm");
@@ -22,7 +22,9 @@ public sealed class PermissionTests
 
             var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("perm") })).PodSandboxId;
             var dir = Path.Combine(d.StateDir, "sandboxes", id);
-            Assert.Equal("700", Stat("%a", d.StateDir));
+            // Searchable, not listable: a user-namespaced pod's root passes through to its container's
+            // rootfs (runc mounts it from inside the pod's user namespace); everything below is private.
+            Assert.Equal("711", Stat("%a", d.StateDir));
             Assert.Equal("700", Stat("%a", Path.Combine(d.StateDir, "sandboxes")));
             Assert.Equal("700", Stat("%a", dir));
             Assert.Equal("600", Stat("%a", Path.Combine(dir, "config.json")));

@@ -92,7 +92,6 @@ public sealed class OverlayMountTests : IDisposable
             var rootfs = Directory.CreateDirectory(Path.Combine(_dir, "rootfs")).FullName;
             var upper = Directory.CreateDirectory(Path.Combine(_dir, "upper")).FullName;
             var work = Directory.CreateDirectory(Path.Combine(_dir, "work")).FullName;
-            var idMapped = IdMappedMounts();
 
             OverlayMount.Mount(rootfs, layers, upper, work, Path.Combine(_dir, "links"), new OverlayIdMap(userns, 300000, 300000));
 
@@ -108,12 +107,12 @@ public sealed class OverlayMountTests : IDisposable
             Assert.Equal("300000:300000", Owner(Path.Combine(upper, "who")));
             Assert.Equal("top", File.ReadAllText(Path.Combine(layers[0], "who")));
             // Nothing id-mapped is attached anywhere: only the overlay holds the clones.
-            Assert.Equal(idMapped, IdMappedMounts());
+            Assert.Equal(0, IdMappedMounts(_dir));
             Assert.False(Directory.Exists(Path.Combine(_dir, "links")));
 
             OverlayMount.Unmount(rootfs);
             Assert.False(OverlayMount.IsMounted(rootfs));
-            Assert.Equal(idMapped, IdMappedMounts());
+            Assert.Equal(0, IdMappedMounts(_dir));
 
             // A user namespace that is not there: the error names it, nothing is mounted.
             var e = Assert.ThrowsAny<IOException>(() => OverlayMount.Mount(rootfs, layers, upper, work, Path.Combine(_dir, "links"),
@@ -128,7 +127,9 @@ public sealed class OverlayMountTests : IDisposable
         }
     }
 
-    private static int IdMappedMounts() => File.ReadLines("/proc/self/mountinfo").Count(l => l.Contains("idmapped", StringComparison.Ordinal));
+    /// <summary>Id-mapped mounts of anything under <paramref name="dir"/> (a clone's root names its source folder), attached anywhere.</summary>
+    private static int IdMappedMounts(string dir) =>
+        File.ReadLines("/proc/self/mountinfo").Count(l => l.Contains("idmapped", StringComparison.Ordinal) && l.Contains(dir, StringComparison.Ordinal));
 
     private static string Owner(string path)
     {
