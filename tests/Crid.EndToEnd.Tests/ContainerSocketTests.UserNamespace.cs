@@ -48,7 +48,23 @@ public sealed partial class ContainerSocketTests
         // The pod's root (host uid 100000) passes through every folder down to the rootfs, as it
         // would through /var/lib: temporary folders are made 0700, the daemon's own are searchable.
         File.SetUnixFileMode(d.Dir, (UnixFileMode)0x1c9 /* 0711 */);
-        
+        // rslave needs a shared source: a bind mount of the folder onto itself, made rshared.
+        var propagating = Directory.CreateDirectory(Path.Combine(d.Dir, "propagating")).FullName;
+        Sh($"mount --bind {propagating} {propagating} && mount --make-rshared {propagating}");
+        try
+        {
+            await UserNamespaceContainersAsync(d, propagating);
+        }
+        finally
+        {
+            // A failed test must not leave its mounts on the machine.
+            foreach (var m in Cleanup.MountsUnder(d.Dir).Where(m => m == propagating || m.StartsWith(propagating + "/", StringComparison.Ordinal)).OrderByDescending(m => m.Length))
+                Sh($"umount -l {m}");
+        }
+    }
+
+    private static async Task UserNamespaceContainersAsync(DaemonProcess d, string propagating)
+    {
         // kubelet's files: /etc/hosts (0644) and the termination log (0666) of the pod's folder.
         var kubelet = Directory.CreateDirectory(Path.Combine(d.Dir, "kubelet")).FullName;
         File.SetUnixFileMode(kubelet, (UnixFileMode)0x1ed);
@@ -65,6 +81,7 @@ public sealed partial class ContainerSocketTests
         var main = InUsernsPod(podConfig, Shell("main", "echo started; exec sleep 1000"), NamespaceMode.Pod);
         main.Mounts.Add(new Mount { HostPath = hosts, ContainerPath = "/etc/hosts" });
         main.Mounts.Add(new Mount { HostPath = termination, ContainerPath = "/dev/termination-log" });
+        main.Mounts.Add(new Mount { HostPath = propagating, ContainerPath = "/slave", Propagation = MountPropagation.PropagationHostToContainer });
         var a = await RunAsync(d, pod, podConfig, main);
 
         Assert.Contains("pause", await ExecAsync(d, a, "cat /proc/1/cmdline"));
@@ -88,6 +105,10 @@ public sealed partial class ContainerSocketTests
         Assert.Equal("renamed", await WordsAsync(d, a, "echo renamed > /etc/hostname && cat /etc/hostname"));
         Assert.Contains("nameserver", await ExecAsync(d, a, "cat /etc/resolv.conf; echo nameserver >> /etc/resolv.conf"));
         Assert.Equal("0:0 shared", await WordsAsync(d, a, "echo shared > /dev/shm/f && stat -c %u:%g /dev/shm && cat /dev/shm/f"));
+        // A mount made on the host after the start reaches the container through rslave.
+        Directory.CreateDirectory(Path.Combine(propagating, "late"));
+        Sh($"mount -t tmpfs -o size=1m late {propagating}/late && echo propagated > {propagating}/late/file");
+        Assert.Equal("propagated", await WordsAsync(d, a, "cat /slave/late/file"));
         Assert.Contains(await File.ReadAllLinesAsync(Path.Combine(podConfig.LogDirectory, "main.log")), l => l.EndsWith(" stdout F started", StringComparison.Ordinal));
 
         // A non-root user of the spec runs as its mapped host uid, and still sees the image as root's.
@@ -141,6 +162,7 @@ public sealed partial class ContainerSocketTests
             await d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = p });
             await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = p });
         }
+        Sh($"umount {propagating}/late && umount {propagating}");
         Assert.Empty(Leftovers(d));
         Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(d.Dir, StringComparison.Ordinal));
         Assert.Equal(0, IdMappedMounts(d.Dir));
