@@ -1,3 +1,4 @@
+using Crid.Images.Tests.Support;
 using System.Text.RegularExpressions;
 using Grpc.Core;
 using Runtime.V1;
@@ -11,6 +12,8 @@ namespace Crid.EndToEnd.Tests;
 /// </summary>
 public sealed partial class ContainerSocketTests
 {
+    private const string VolumeImage = "registry.example.invalid/e2e/volume:1.0";
+
     private static readonly IDMapping PodMapping = new() { ContainerId = 0, HostId = 100000, Length = 65536 };
 
     private static PodSandboxConfig UsernsPod(DaemonProcess d, string name, NamespaceMode pid)
@@ -45,6 +48,9 @@ public sealed partial class ContainerSocketTests
         var (registry, d, _) = await StartAsync();
         await using var _r = registry;
         await using var _d = d;
+        // An image that declares a volume: the daemon makes its host folder, the pod's root must own it.
+        await registry.PushAsync(TestImage.Build([TestImage.Layer(new TarBuilder().Busybox().Build())], volumes: ["/data"]), "e2e/volume:1.0");
+        await d.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = VolumeImage } });
         // The pod's root (host uid 100000) passes through every folder down to the rootfs, as it
         // would through /var/lib: temporary folders are made 0700, the daemon's own are searchable.
         File.SetUnixFileMode(d.Dir, (UnixFileMode)0x1c9 /* 0711 */);
@@ -120,6 +126,14 @@ public sealed partial class ContainerSocketTests
         Assert.NotEqual(0, (await d.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = b, Cmd = { "/bin/sh", "-c", "echo x > /etc/group" }, Timeout = 10 })).ExitCode);
         Assert.Equal("shared", await WordsAsync(d, b, "cat /dev/shm/f"));
         Assert.Equal("101000 101000 101000 101000", HostIds(PidOf(await StatusAsync(d, b, verbose: true)), "Uid"));
+
+        // The image's volume is the container's to write, as root.
+        var volume = InUsernsPod(podConfig, Shell("volume", "exec sleep 1000"), NamespaceMode.Pod);
+        volume.Image = new ImageSpec { Image = VolumeImage };
+        var v = await RunAsync(d, pod, podConfig, volume);
+        Assert.Equal("0:0 0:0 kept", await WordsAsync(d, v, "stat -c %u:%g /data; echo kept > /data/f && stat -c %u:%g /data/f && cat /data/f"));
+        await d.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = v, Timeout = 0 });
+        await d.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = v });
 
         // pid CONTAINER in the same pod: a pid namespace of its own, the pod's user namespace.
         var own = await RunAsync(d, pod, podConfig, InUsernsPod(podConfig, Shell("own", "exec sleep 1000"), NamespaceMode.Container));

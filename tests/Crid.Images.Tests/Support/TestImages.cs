@@ -77,7 +77,8 @@ public sealed class TestImage
     }
 
     /// <summary>An image of these layers; <paramref name="multiArch"/> wraps it in an index with an arm64 entry and an attestation.</summary>
-    public static TestImage Build(IReadOnlyList<TestLayer> layers, string user = "", bool multiArch = false, string? label = null, string[]? diffIdsOverride = null)
+    /// <param name="volumes">the config's Volumes (absent when null, so other images' bytes do not change).</param>
+    public static TestImage Build(IReadOnlyList<TestLayer> layers, string user = "", bool multiArch = false, string? label = null, string[]? diffIdsOverride = null, string[]? volumes = null)
     {
         var config = new JsonObject
         {
@@ -97,6 +98,8 @@ public sealed class TestImage
                 ["diff_ids"] = new JsonArray((diffIdsOverride ?? layers.Select(l => l.DiffId).ToArray()).Select(d => (JsonNode)d!).ToArray()),
             },
         };
+        if (volumes is not null)
+            ((JsonObject)config["config"]!)["Volumes"] = new JsonObject(volumes.Select(v => KeyValuePair.Create(v, (JsonNode?)new JsonObject())));
         var configBytes = Encoding.UTF8.GetBytes(config.ToJsonString());
         var manifest = ManifestOf(configBytes, layers);
         if (!multiArch)
