@@ -82,6 +82,14 @@ public sealed record CridOptions
 
     /// <summary>The config file that was read, if any.</summary>
     public string? ConfigFile { get; init; }
+
+    /// <summary>
+    /// TEST ONLY, off (empty) by default and never a config key: the name of a point (see
+    /// <see cref="TestCrash"/>) where the daemon SIGKILLs itself, so tests can put a crash exactly
+    /// inside a window instead of hoping a random kill lands there. Set from the environment
+    /// variable <see cref="TestCrash.EnvironmentVariable"/> by the entry point.
+    /// </summary>
+    public string TestOnlyCrashAt { get; init; } = "";
 }
 
 /// <summary>A runtime handler: its name (empty for the default) and the runc-compatible binary running its containers.</summary>
