@@ -219,6 +219,88 @@ public sealed class ContainerSocketTests
         Assert.True(File.Exists(Path.Combine(hostDir, "file")));
     }
 
+    /// <summary>
+    /// An image VOLUME starts with what the image has at that path (containerd's behaviour), in a
+    /// folder of the container's own that it can write; an image whose volume paths are links to "/"
+    /// and "../../" copies nothing, and nothing of the host's shows up in or is written through them.
+    /// </summary>
+    [Fact]
+    public async Task An_image_volume_holds_the_image_content_and_a_hostile_one_stays_in_its_folder()
+    {
+        var (registry, d, _) = await StartAsync();
+        await using var _r = registry;
+        await using var _d = d;
+        var rt = d.Runtime;
+        var busybox = TestImage.Layer(new TarBuilder().Busybox().Build());
+        var good = TestImage.Build([busybox, TestImage.Layer(new TarBuilder()
+            .Dir("data/", 0x1FD, uid: 1234, gid: 5678)
+            .File("data/hello", "from the image", 0x1A0, uid: 1234, gid: 5678)
+            .Symlink("data/link", "hello")
+            .Dir("data/sub/").File("data/sub/deep", "deeper")
+            .Build())], volumes: ["/data"]);
+        await registry.PushAsync(good, "e2e/volume:1.0");
+        var hostile = TestImage.Build([busybox, TestImage.Layer(new TarBuilder()
+            .Symlink("data", "/").Symlink("up", "../../")
+            .Build())], volumes: ["/data", "/up"]);
+        await registry.PushAsync(hostile, "e2e/hostile-volume:1.0");
+        var elsewhere = TestImage.Build([busybox, TestImage.Layer(new TarBuilder().Symlink("data", "/etc").Build())], volumes: ["/data"]);
+        await registry.PushAsync(elsewhere, "e2e/etc-volume:1.0");
+        foreach (var name in new[] { "volume", "hostile-volume", "etc-volume" })
+            await d.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"registry.example.invalid/e2e/{name}:1.0" } });
+        var hostRoot = Directory.EnumerateFileSystemEntries("/").Order(StringComparer.Ordinal).ToList();
+
+        var podConfig = Pod(d, "volumes", NamespaceMode.Container);
+        var pod = (await rt.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var config = Shell("volume", "exec sleep 1000");
+        config.Image.Image = "registry.example.invalid/e2e/volume:1.0";
+        var id = await RunAsync(d, pod, podConfig, config);
+        Assert.Equal("from the image", await ExecAsync(d, id, "cat /data/hello"));
+        Assert.Equal("from the image", await ExecAsync(d, id, "cat /data/link"));
+        Assert.Equal("deeper", await ExecAsync(d, id, "cat /data/sub/deep"));
+        Assert.Equal("1234 5678 640 775", await ExecAsync(d, id, "busybox stat -c '%u %g %a' /data/hello | busybox tr '\n' ' '; busybox stat -c %a /data"));
+        // A volume of its own: a bind mount, writable, and the writes land in the container's folder.
+        Assert.Contains(" /data ", await ExecAsync(d, id, "cat /proc/self/mountinfo"));
+        await ExecAsync(d, id, "echo written > /data/new");
+        var folder = Directory.EnumerateDirectories(Path.Combine(d.StateDir, "containers", id, "volumes")).Single();
+        Assert.Equal("written\n", File.ReadAllText(Path.Combine(folder, "new")));
+        Assert.Equal("from the image", File.ReadAllText(Path.Combine(folder, "hello")));
+
+        // A volume path that is a link to an absolute path means that path in the rootfs, as in the
+        // container: the image's /etc is copied, never the host's.
+        var etc = Shell("etc", "exec sleep 1000");
+        etc.Image.Image = "registry.example.invalid/e2e/etc-volume:1.0";
+        var etcId = await RunAsync(d, pod, podConfig, etc);
+        Assert.Equal("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false", await ExecAsync(d, etcId, "cat /etc/passwd"));
+        var etcFolder = Directory.EnumerateDirectories(Path.Combine(d.StateDir, "containers", etcId, "volumes")).Single();
+        Assert.Equal(["group", "passwd"], Directory.EnumerateFileSystemEntries(etcFolder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+
+        // The hostile image: whatever runc makes of volumes over links to "/", the copy stays empty
+        // and nothing lands on the host.
+        var bad = Shell("hostile", "echo pwned > /data/pwned-by-crid-test; echo pwned > /up/pwned-by-crid-test; exec sleep 1000");
+        bad.Image.Image = "registry.example.invalid/e2e/hostile-volume:1.0";
+        string? badId = null;
+        try
+        {
+            badId = (await rt.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = bad, SandboxConfig = podConfig })).ContainerId;
+            foreach (var volume in Directory.EnumerateDirectories(Path.Combine(d.StateDir, "containers", badId, "volumes")))
+                Assert.Empty(Directory.EnumerateFileSystemEntries(volume));
+            try { await rt.StartContainerAsync(new StartContainerRequest { ContainerId = badId }); }
+            catch (RpcException) { }
+            await Task.Delay(200);
+        }
+        catch (RpcException e)
+        {
+            // runc refuses a mount onto a link to the rootfs's root ("open o_path procfd ... no such
+            // file"): the create fails and is rolled back (Leftovers below).
+            Assert.Contains("/data", e.Status.Detail);
+        }
+        Assert.False(File.Exists("/pwned-by-crid-test"));
+        Assert.Equal(hostRoot, Directory.EnumerateFileSystemEntries("/").Order(StringComparer.Ordinal).ToList());
+
+        await rt.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+        Assert.Empty(Leftovers(d));
+    }
+
     [Fact]
     public async Task Exec_and_attach_through_the_streaming_server_reach_the_container()
     {
