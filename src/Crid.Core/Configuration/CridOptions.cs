@@ -80,6 +80,12 @@ public sealed record CridOptions
     /// <summary>A streaming connection with no traffic for this long is closed (kubelet's default: 4 hours).</summary>
     public double StreamingIdleTimeoutSeconds { get; init; } = 4 * 3600;
 
+    /// <summary>
+    /// Events a GetContainerEvents subscriber may fall behind before it is cut off (RESOURCE_EXHAUSTED;
+    /// kubelet relists and subscribes again); 0: <see cref="Events.ContainerEventBus.DefaultQueueCapacity"/>.
+    /// </summary>
+    public long EventsQueueCapacity { get; init; }
+
     /// <summary>The config file that was read, if any.</summary>
     public string? ConfigFile { get; init; }
 
