@@ -518,10 +518,29 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
             var status = (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
             Assert.Equal(PodSandboxState.SandboxNotready, status.State);
             Assert.False(await StillAttached(d, id));
-            await Logged(d, $"sandbox {id}: finishing a StopPodSandbox cut short");
+            await Logged(d, $"sandbox {id} is NOTREADY but still holds pins or a network");
             Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));
             Assert.Empty(net.HostVeths());
             Assert.DoesNotContain($"--dport {hostPort}", Tool.Run("iptables-save", "-t", "nat").Stdout);
+
+            // The same window in the Remove of a READY pod (Remove stops it first, through the same code).
+            var ready = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("removed-half-way") })).PodSandboxId;
+            var readyPin = await NetPin(d, ready);
+            Assert.Single(net.ReservedIps());
+            await d.StopAsync();
+            d.Environment[Crid.Core.Configuration.TestCrash.EnvironmentVariable] = Crid.Core.Configuration.TestCrash.StopAfterCniDel;
+            await d.RestartAsync(net.DaemonArgs(PluginDir));
+            await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = ready }).ResponseAsync);
+            await WaitExited(d);
+            Assert.Contains(readyPin, Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            d.Environment.Clear();
+            await d.RestartAsync(net.DaemonArgs(PluginDir));
+            Assert.Equal(PodSandboxState.SandboxNotready, (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = ready })).Status.State);
+            Assert.False(await StillAttached(d, ready));
+            Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            Assert.Empty(net.ReservedIps());
+            Assert.Empty(net.HostVeths());
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = ready });
 
             // Remove killed after the pins' uuid record went: the sandbox is still there, and goes.
             await d.StopAsync();

@@ -52,6 +52,6 @@ internal static partial class SandboxLog
     [LoggerMessage(EventId = 217, Level = LogLevel.Error, Message = "could not release the pod network {Network} of sandbox {Id}, whose Run was cut short; the next start tries again: {Reason}")]
     public static partial void OrphanNetworkNotReleased(ILogger logger, string id, string network, string reason);
 
-    [LoggerMessage(EventId = 218, Level = LogLevel.Warning, Message = "sandbox {Id}: finishing a StopPodSandbox cut short (network, pins)")]
+    [LoggerMessage(EventId = 218, Level = LogLevel.Warning, Message = "sandbox {Id} is NOTREADY but still holds pins or a network (a Stop cut short, or an infra process that died): releasing them")]
     public static partial void StopFinished(ILogger logger, string id);
 }

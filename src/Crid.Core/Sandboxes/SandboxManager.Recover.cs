@@ -50,7 +50,8 @@ public sealed partial class SandboxManager
             }
             else if (sandbox.State == SandboxState.NotReady && HasLeftovers(sandbox))
             {
-                // A Stop cut short after it marked the sandbox NOTREADY: finish it (DEL, pins, shm).
+                // A Stop cut short after it marked the sandbox NOTREADY, or a pod whose infra process
+                // died: finish the Stop (DEL, pins, shm) now rather than when kubelet asks.
                 SandboxLog.StopFinished(_log, sandbox.Id);
                 await StopLockedAsync(sandbox).ConfigureAwait(false);
             }

@@ -18,10 +18,13 @@ public sealed partial class SandboxManager
         // Remove) or, once the record went, containers of no sandbox, which recovery removes.
         if (_containers is { } containers)
             await containers.RemoveAllAsync(sandbox.Id, CancellationToken.None).ConfigureAwait(false);
+        // Stop first: it marks a READY sandbox NOTREADY before its DEL, so a crash right after the
+        // DEL leaves a sandbox that recovery finishes stopping, never a READY one with no network.
+        await StopLockedAsync(sandbox).ConfigureAwait(false);
         // A DEL that Stop could not do is owed before the record goes; if it fails again, Remove
         // fails and kubelet retries, as the address and the host-side interface would leak otherwise.
+        // The netns may be unpinned by now: CNI plugins take a DEL without one.
         await DetachNetworkOrThrowAsync(sandbox).ConfigureAwait(false);
-        await StopLockedAsync(sandbox).ConfigureAwait(false);
         // Its last status, for the event kubelet drops the pod on (it is gone from the store when sent).
         var before = _events?.SnapshotBeforeRemoval(sandbox.Id);
         // No pin and no network of this uuid is left (Stop removed the pins or threw, the DEL above
