@@ -567,6 +567,56 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A daemon killed in the middle of an ADD leaves the plugin running (it is a process of its own);
+    /// the next start kills it before the DEL, so it cannot finish its ADD after the cleanup.
+    /// </summary>
+    [Fact]
+    public async Task A_plugin_still_running_the_ADD_of_a_killed_daemon_is_killed_before_the_DEL()
+    {
+        await using var net = new TestNetwork();
+        var bin = Path.Combine(net.Dir, "bin");
+        Directory.CreateDirectory(bin);
+        var started = Path.Combine(net.Dir, "add-started");
+        var finished = Path.Combine(net.Dir, "add-finished");
+        var script = Path.Combine(bin, "slowadd");
+        File.WriteAllText(script,
+            "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then\n" +
+            $"  touch '{started}'; sleep 3; touch '{finished}'\n  printf '{{\"cniVersion\":\"1.0.0\"}}'\nfi\nexit 0\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        net.WriteConflist("10-crid-test.conflist", new JsonObject { ["type"] = "slowadd" }, net.Bridge());
+        string[] args = [.. net.DaemonArgs($"{bin},{PluginDir}")];
+        await using var d = await DaemonProcess.StartAsync(args);
+        try
+        {
+            var run = d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("slow-add") }).ResponseAsync;
+            var watch = Stopwatch.StartNew();
+            while (!File.Exists(started))
+            {
+                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), "the plugin's ADD never started");
+                await Task.Delay(10);
+            }
+            await d.KillAsync();
+            await Assert.ThrowsAsync<RpcException>(() => run);
+
+            await d.RestartAsync(args);
+            await Logged(d, "killed the CNI plugin process");
+            await Logged(d, $"released the pod network {net.Name} of sandbox");
+            // Past the plugin's sleep: had it lived, it would have finished its ADD by now.
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            Assert.False(File.Exists(finished), "the orphaned plugin finished its ADD after the restart");
+            Assert.Empty((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+            Assert.Empty(net.ReservedIps());
+            Assert.Empty(net.HostVeths());
+            Assert.Empty(Leaks.PinFiles(d.NamespacesDir));
+            Assert.Empty(Directory.EnumerateFiles(Path.Combine(d.StateDir, "pins")));
+        }
+        finally
+        {
+            await RemoveAllPods(d);
+        }
+    }
+
     private static async Task WaitExited(DaemonProcess d)
     {
         var deadline = Stopwatch.StartNew();

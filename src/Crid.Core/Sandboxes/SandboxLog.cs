@@ -54,4 +54,7 @@ internal static partial class SandboxLog
 
     [LoggerMessage(EventId = 218, Level = LogLevel.Warning, Message = "sandbox {Id} is NOTREADY but still holds pins or a network (a Stop cut short, or an infra process that died): releasing them")]
     public static partial void StopFinished(ILogger logger, string id);
+
+    [LoggerMessage(EventId = 219, Level = LogLevel.Warning, Message = "killed the CNI plugin process {Pid} still working for sandbox {Id}, whose Run was cut short")]
+    public static partial void OrphanPluginKilled(ILogger logger, int pid, string id);
 }

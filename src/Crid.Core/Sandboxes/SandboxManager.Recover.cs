@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Crid.Core.Networking;
 using Crid.Linux;
 
 namespace Crid.Core.Sandboxes;
@@ -111,6 +112,9 @@ public sealed partial class SandboxManager
         {
             if (live.Contains(uuid) || intent.Network is not { } network)
                 continue;
+            // A plugin of an ADD the crash cut short may still be at work: it must not finish after the DEL.
+            foreach (var pid in OrphanPlugins.Kill(intent.SandboxId))
+                SandboxLog.OrphanPluginKilled(_log, pid, intent.SandboxId);
             try
             {
                 await _network.ReleaseAsync(intent.SandboxId, network, CancellationToken.None).ConfigureAwait(false);
