@@ -77,8 +77,8 @@ public sealed class TestImage
     }
 
     /// <summary>An image of these layers; <paramref name="multiArch"/> wraps it in an index with an arm64 entry and an attestation.</summary>
-    /// <param name="volumes">the config's Volumes (absent when null, so other images' bytes do not change).</param>
-    public static TestImage Build(IReadOnlyList<TestLayer> layers, string user = "", bool multiArch = false, string? label = null, string[]? diffIdsOverride = null, string[]? volumes = null)
+    public static TestImage Build(IReadOnlyList<TestLayer> layers, string user = "", bool multiArch = false, string? label = null, string[]? diffIdsOverride = null,
+        string[]? volumes = null)
     {
         var config = new JsonObject
         {
@@ -99,7 +99,13 @@ public sealed class TestImage
             },
         };
         if (volumes is not null)
-            ((JsonObject)config["config"]!)["Volumes"] = new JsonObject(volumes.Select(v => KeyValuePair.Create(v, (JsonNode?)new JsonObject())));
+        {
+            // image-spec config.md: "Volumes", an object whose keys are paths and values empty objects.
+            var set = new JsonObject();
+            foreach (var v in volumes)
+                set[v] = new JsonObject();
+            ((JsonObject)config["config"]!)["Volumes"] = set;
+        }
         var configBytes = Encoding.UTF8.GetBytes(config.ToJsonString());
         var manifest = ManifestOf(configBytes, layers);
         if (!multiArch)
