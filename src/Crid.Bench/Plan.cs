@@ -16,13 +16,19 @@ internal sealed record Plan(
     int NetworkConcurrentLifecycles,
     int LoadLifecycles,
     int IdleSeconds,
-    int Containers)
+    int Containers,
+    int ContainerPods,
+    int ContainersPerPod,
+    int ContainerClients,
+    int ContainerConcurrentLifecycles,
+    int ContainerLoadLifecycles)
 {
     public static readonly Plan Full = new(
         Lifecycles: 200, Warmup: 10, Clients: [1, 4, 16], ConcurrentLifecycles: 200,
         LiveSandboxes: 1000, ListCalls: 50, FloorIterations: 200, Restarts: 3, Pulls: 10,
         NetworkLifecycles: 50, NetworkClients: 8, NetworkConcurrentLifecycles: 80, LoadLifecycles: 10_000, IdleSeconds: 30,
-        Containers: 30);
+        Containers: 30, ContainerPods: 100, ContainersPerPod: 10, ContainerClients: 16, ContainerConcurrentLifecycles: 96,
+        ContainerLoadLifecycles: 1000);
 
     public static readonly Plan Quick = new(
         Lifecycles: 20, Warmup: 3, Clients: [1, 4], ConcurrentLifecycles: 20,
@@ -31,7 +37,8 @@ internal sealed record Plan(
         // The daemon trims in its first quiet 250 ms after growing (IdleMemory); 5 s leaves a loaded
         // machine's timers room.
         IdleSeconds: 5,
-        Containers: 3);
+        Containers: 3, ContainerPods: 2, ContainersPerPod: 3, ContainerClients: 4, ContainerConcurrentLifecycles: 4,
+        ContainerLoadLifecycles: 12);
 }
 
 internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json, string? LogLevel, string? DaemonLog)
