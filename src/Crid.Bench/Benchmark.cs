@@ -4,7 +4,7 @@ using Runtime.V1;
 namespace Crid.Bench;
 
 /// <summary>The phases, in the order they run, each adding its figures to the report.</summary>
-internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorDir, Progress progress, CancellationToken ct)
+internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorDir, Progress progress, CancellationToken ct, string? only = null)
 {
     private readonly Report _report = new();
 
@@ -25,6 +25,13 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         // figures taken after the daemon's idle trim below.
         await Task.Delay(TimeSpan.FromSeconds(plan.IdleSeconds - 1), ct);
         _report.Figures["rss_idle_fresh_settled_mib"] = daemon.StatusKiB("VmRSS") / 1024.0;
+        if (only is not null)
+        {
+            await (only == "pulls" ? PullsAsync() : ContainersAsync());
+            _report.Figures["rss_peak_mib"] = _peakKiB / 1024.0;
+            await daemon.StopAsync();
+            return _report;
+        }
 
         await SequentialAsync();
         Floor();

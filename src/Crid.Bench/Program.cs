@@ -36,7 +36,7 @@ internal static class Program
             {
                 try
                 {
-                    report = await new Benchmark(a.Plan, daemon, Path.Combine(dir, "floor"), progress, cts.Token).RunAsync();
+                    report = await new Benchmark(a.Plan, daemon, Path.Combine(dir, "floor"), progress, cts.Token, a.Only).RunAsync();
                 }
                 catch (Exception) when (!cts.IsCancellationRequested)
                 {
