@@ -30,6 +30,15 @@ public sealed class WritableLayerStats(TimeSpan maxAge, int maxEntries = Writabl
     private readonly ConcurrentDictionary<string, LayerUsage> _last = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _one = new(1, 1);
 
+    /// <summary>
+    /// The mount point of each device a walk started on. Finding it reads /proc/self/mountinfo,
+    /// which on a node with 1,000 containers has thousands of lines (an overlay each, the pods'
+    /// pins and /dev/shm): read once per layer, a cold ListContainerStats over 1,000 containers
+    /// took 25 s in the bench. Every upper folder is on the state folder's filesystem, so it is
+    /// read once per device instead.
+    /// </summary>
+    private readonly ConcurrentDictionary<(uint, uint), string> _mounts = new();
+
     public TimeSpan MaxAge { get; } = maxAge;
 
     /// <summary>The usage of <paramref name="dir"/>, known as <paramref name="key"/>; null when the folder is not there (any more).</summary>
@@ -81,7 +90,7 @@ public sealed class WritableLayerStats(TimeSpan maxAge, int maxEntries = Writabl
         {
             return null;
         }
-        var mount = FileSystemUsage.Of(dir).MountPoint;
+        var mount = _mounts.GetOrAdd(usage.Device, _ => FileSystemUsage.Of(dir).MountPoint);
         return new LayerUsage(_clock(), mount, usage.Bytes, usage.Inodes, usage.Truncated);
     }
 }
