@@ -490,30 +490,8 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
     }
 
     /// <summary>n operations over 4 clients: setting up and tearing down the scale phase, not measured.</summary>
-    private async Task InParallelAsync(int n, string phase, Func<RuntimeService.RuntimeServiceClient, Task> op)
-    {
-        var channels = Enumerable.Range(0, 4).Select(_ => DaemonUnderTest.CreateChannel(daemon.Socket)).ToArray();
-        try
-        {
-            var next = 0;
-            await Task.WhenAll(channels.Select(c => Task.Run(async () =>
-            {
-                var client = new RuntimeService.RuntimeServiceClient(c);
-                int i;
-                while ((i = Interlocked.Increment(ref next)) <= n)
-                {
-                    ct.ThrowIfCancellationRequested();
-                    await op(client);
-                    progress.Tick(phase, i, n);
-                }
-            }, ct)));
-        }
-        finally
-        {
-            foreach (var c in channels)
-                c.Dispose();
-        }
-    }
+    private Task InParallelAsync(int n, string phase, Func<RuntimeService.RuntimeServiceClient, Task> op) =>
+        Clients.InParallelAsync(daemon, 4, n, phase, progress, ct, op);
 
     private async Task LifecycleAsync(RuntimeService.RuntimeServiceClient client, LifecycleSamples samples, bool withNetwork = false)
     {
