@@ -34,7 +34,7 @@ public static class ServerSetup
             new WritableLayerStats(TimeSpan.FromSeconds(10)), new NetworkStatsReader()));
         services.AddSingleton(sp =>
         {
-            var bus = new ContainerEventBus();
+            var bus = new ContainerEventBus(options.EventsQueueCapacity is > 0 and <= int.MaxValue ? (int)options.EventsQueueCapacity : ContainerEventBus.DefaultQueueCapacity);
             // Open event streams end when the daemon stops, instead of holding its shutdown up.
             sp.GetService<IHostApplicationLifetime>()?.ApplicationStopping.Register(bus.Close);
             return bus;

@@ -31,6 +31,9 @@ internal static class Program
             await Console.Out.WriteAsync(loaded.HelpText);
             return 0;
         }
-        return await Daemon.RunAsync(loaded.Options);
+        // TEST ONLY crash injection (see TestCrash): an environment variable, so no config file or
+        // command line a user writes can turn it on by accident.
+        var crashAt = Environment.GetEnvironmentVariable(TestCrash.EnvironmentVariable);
+        return await Daemon.RunAsync(string.IsNullOrEmpty(crashAt) ? loaded.Options : loaded.Options with { TestOnlyCrashAt = crashAt });
     }
 }

@@ -188,7 +188,7 @@ public sealed class ConfigLoaderTests : IDisposable
         var help = ConfigLoader.Load(["--help"], Missing).HelpText!;
         foreach (var key in new[] { "--listen", "--state-dir", "--namespaces-dir", "--config", "--log-level", "--socket-group", "--runtime-handlers", "--cni-conf-dir", "--cni-bin-dir", "--cni-timeout",
             "--runtime-path", "--runtime-root", "--conmon-path", "--default-cgroup-parent", "--pids-limit",
-            "--streaming-address", "--streaming-port", "--streaming-idle-timeout" })
+            "--streaming-address", "--streaming-port", "--streaming-idle-timeout", "--events-queue-capacity" })
             Assert.Contains(key, help);
         Assert.Contains("\"/var/lib/crid\"", help);
     }

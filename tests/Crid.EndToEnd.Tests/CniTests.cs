@@ -410,6 +410,224 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     /// <summary>
+    /// The crash window between CNI ADD and the sandbox's record: the daemon SIGKILLs itself right
+    /// after ADD (TestCrash), which leaves a veth on the bridge, an address in host-local's store and
+    /// portmap's DNAT rules that no record mentions. The next start DELs them from the intent Run wrote
+    /// before the ADD; a pod that was there all along keeps its network.
+    /// </summary>
+    [Fact]
+    public async Task A_Run_killed_after_CNI_ADD_leaves_no_network_after_the_restart()
+    {
+        await using var net = new TestNetwork();
+        await using var d = await DaemonProcess.StartAsync(net.DaemonArgs(PluginDir));
+        try
+        {
+            net.WriteConflist("10-crid-test.conflist", net.Bridge(), net.Portmap());
+            Assert.True((await NetworkCondition(d)).Status);
+            var keep = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("keep") })).PodSandboxId;
+            var keepIp = await PodIp(d, keep);
+            var keepPin = await NetPin(d, keep);
+            var keepPins = Leaks.PinFiles(d.NamespacesDir);
+
+            await d.StopAsync();
+            d.Environment[Crid.Core.Configuration.TestCrash.EnvironmentVariable] = Crid.Core.Configuration.TestCrash.RunAfterCniAdd;
+            await d.RestartAsync(net.DaemonArgs(PluginDir));
+            var hostPort = FreePort();
+            var config = SandboxTests.Minimal("cut-short");
+            config.PortMappings.Add(new PortMapping { Protocol = Protocol.Tcp, ContainerPort = 80, HostPort = hostPort });
+            await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config }).ResponseAsync);
+            await WaitExited(d);
+
+            // What the kill left: without the intent, nothing would say these exist.
+            var orphanId = Directory.EnumerateFiles(Path.Combine(d.StateDir, "pins"))
+                .Select(f => JsonDocument.Parse(File.ReadAllText(f)).RootElement.GetProperty("sandbox").GetString()!)
+                .Single(id => id != keep);
+            Assert.Equal(2, net.ReservedIps().Count);
+            Assert.Equal(2, net.HostVeths().Count);
+            Assert.Contains($"--dport {hostPort}", Tool.Run("iptables-save", "-t", "nat").Stdout);
+            Assert.False(File.Exists(Path.Combine(d.StateDir, "sandboxes", orphanId, Crid.Core.Sandboxes.SandboxRecord.FileName)));
+
+            d.Environment.Clear();
+            await d.RestartAsync(net.DaemonArgs(PluginDir));
+            await Logged(d, $"released the pod network {net.Name} of sandbox {orphanId}");
+            Assert.Equal([keepIp], net.ReservedIps());
+            Assert.Single(net.HostVeths());
+            var nat = Tool.Run("iptables-save", "-t", "nat").Stdout;
+            Assert.DoesNotContain($"--dport {hostPort}", nat);
+            Assert.DoesNotContain(orphanId, nat);
+            Assert.Equal(keep, Assert.Single((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items).Id);
+            Assert.Equal(keepPins, Leaks.PinFiles(d.NamespacesDir));
+            Assert.Single(Directory.EnumerateFiles(Path.Combine(d.StateDir, "pins")));
+            Assert.Equal(keep, Assert.Single(await Leaks.ReservedNamesAsync(d)).Value);
+            Assert.Contains($"inet {keepIp}/24", Tool.Run("nsenter", $"--net={keepPin}", "ip", "-o", "addr", "show", "dev", "eth0").Stdout);
+
+            // The name, the address range and the host port are free again: the same pod runs and maps it.
+            var again = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
+            Assert.Equal(2, net.ReservedIps().Count);
+            Assert.Contains($"--dport {hostPort}", Tool.Run("iptables-save", "-t", "nat").Stdout);
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = again });
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = keep });
+            Assert.Empty(net.ReservedIps());
+            Assert.Empty(net.HostVeths());
+            Assert.DoesNotContain($"--dport {hostPort}", Tool.Run("iptables-save", "-t", "nat").Stdout);
+            Assert.Empty(Leaks.PinFiles(d.NamespacesDir));
+            Assert.Empty(Directory.EnumerateFiles(Path.Combine(d.StateDir, "pins")));
+        }
+        finally
+        {
+            d.Environment.Clear();
+            if (d.Process.HasExited)
+                await d.RestartAsync(net.DaemonArgs(PluginDir));
+            await RemoveAllPods(d);
+        }
+    }
+
+    /// <summary>
+    /// The crash windows of Stop and Remove: a Stop killed after its DEL (the status still said
+    /// attached) and a Remove killed after it dropped the pins' uuid record (the record still there).
+    /// Each restart converges: after the first, the sandbox is NOTREADY with no pins and no network
+    /// left (never READY with its network gone); after the second it is still listed, no stale intent
+    /// makes recovery DEL it again, and a Remove finishes the job.
+    /// </summary>
+    [Fact]
+    public async Task Stop_and_Remove_killed_half_way_converge_on_restart()
+    {
+        await using var net = new TestNetwork();
+        await using var d = await DaemonProcess.StartAsync(net.DaemonArgs(PluginDir));
+        try
+        {
+            net.WriteConflist("10-crid-test.conflist", net.Bridge(), net.Portmap());
+            Assert.True((await NetworkCondition(d)).Status);
+            var hostPort = FreePort();
+            var config = SandboxTests.Minimal("stopped-half-way");
+            config.PortMappings.Add(new PortMapping { Protocol = Protocol.Tcp, ContainerPort = 80, HostPort = hostPort });
+            var id = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
+            var pin = await NetPin(d, id);
+
+            await d.StopAsync();
+            d.Environment[Crid.Core.Configuration.TestCrash.EnvironmentVariable] = Crid.Core.Configuration.TestCrash.StopAfterCniDel;
+            await d.RestartAsync(net.DaemonArgs(PluginDir));
+            await Assert.ThrowsAsync<RpcException>(() => d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id }).ResponseAsync);
+            await WaitExited(d);
+            // The DEL ran, the pins are still mounted, and the status says NOTREADY (written before the DEL).
+            Assert.Empty(net.ReservedIps());
+            Assert.Contains(pin, Cleanup.NsfsMountsUnder(d.NamespacesDir));
+
+            d.Environment.Clear();
+            await d.RestartAsync(net.DaemonArgs(PluginDir));
+            var status = (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+            Assert.Equal(PodSandboxState.SandboxNotready, status.State);
+            Assert.False(await StillAttached(d, id));
+            await Logged(d, $"sandbox {id} is NOTREADY but still holds pins or a network");
+            Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            Assert.Empty(net.HostVeths());
+            Assert.DoesNotContain($"--dport {hostPort}", Tool.Run("iptables-save", "-t", "nat").Stdout);
+
+            // The same window in the Remove of a READY pod (Remove stops it first, through the same code).
+            var ready = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("removed-half-way") })).PodSandboxId;
+            var readyPin = await NetPin(d, ready);
+            Assert.Single(net.ReservedIps());
+            await d.StopAsync();
+            d.Environment[Crid.Core.Configuration.TestCrash.EnvironmentVariable] = Crid.Core.Configuration.TestCrash.StopAfterCniDel;
+            await d.RestartAsync(net.DaemonArgs(PluginDir));
+            await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = ready }).ResponseAsync);
+            await WaitExited(d);
+            Assert.Contains(readyPin, Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            d.Environment.Clear();
+            await d.RestartAsync(net.DaemonArgs(PluginDir));
+            Assert.Equal(PodSandboxState.SandboxNotready, (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = ready })).Status.State);
+            Assert.False(await StillAttached(d, ready));
+            Assert.Empty(Cleanup.NsfsMountsUnder(d.NamespacesDir));
+            Assert.Empty(net.ReservedIps());
+            Assert.Empty(net.HostVeths());
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = ready });
+
+            // Remove killed after the pins' uuid record went: the sandbox is still there, and goes.
+            await d.StopAsync();
+            d.Environment[Crid.Core.Configuration.TestCrash.EnvironmentVariable] = Crid.Core.Configuration.TestCrash.RemoveAfterIntentDropped;
+            await d.RestartAsync(net.DaemonArgs(PluginDir));
+            await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }).ResponseAsync);
+            await WaitExited(d);
+            d.Environment.Clear();
+            await d.RestartAsync(net.DaemonArgs(PluginDir));
+            Assert.Equal(id, Assert.Single((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items).Id);
+            Assert.DoesNotContain("released the pod network", d.Stderr);
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+            Assert.Empty((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+            Assert.Empty(Directory.EnumerateFiles(Path.Combine(d.StateDir, "pins")));
+            Assert.Empty(Leaks.PinFiles(d.NamespacesDir));
+            Assert.Empty(net.ReservedIps());
+        }
+        finally
+        {
+            d.Environment.Clear();
+            if (d.Process.HasExited)
+                await d.RestartAsync(net.DaemonArgs(PluginDir));
+            await RemoveAllPods(d);
+        }
+    }
+
+    /// <summary>
+    /// A daemon killed in the middle of an ADD leaves the plugin running (it is a process of its own);
+    /// the next start kills it before the DEL, so it cannot finish its ADD after the cleanup.
+    /// </summary>
+    [Fact]
+    public async Task A_plugin_still_running_the_ADD_of_a_killed_daemon_is_killed_before_the_DEL()
+    {
+        await using var net = new TestNetwork();
+        var bin = Path.Combine(net.Dir, "bin");
+        Directory.CreateDirectory(bin);
+        var started = Path.Combine(net.Dir, "add-started");
+        var finished = Path.Combine(net.Dir, "add-finished");
+        var script = Path.Combine(bin, "slowadd");
+        File.WriteAllText(script,
+            "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then\n" +
+            $"  touch '{started}'; sleep 3; touch '{finished}'\n  printf '{{\"cniVersion\":\"1.0.0\"}}'\nfi\nexit 0\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        net.WriteConflist("10-crid-test.conflist", new JsonObject { ["type"] = "slowadd" }, net.Bridge());
+        string[] args = [.. net.DaemonArgs($"{bin},{PluginDir}")];
+        await using var d = await DaemonProcess.StartAsync(args);
+        try
+        {
+            var run = d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("slow-add") }).ResponseAsync;
+            var watch = Stopwatch.StartNew();
+            while (!File.Exists(started))
+            {
+                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), "the plugin's ADD never started");
+                await Task.Delay(10);
+            }
+            await d.KillAsync();
+            await Assert.ThrowsAsync<RpcException>(() => run);
+
+            await d.RestartAsync(args);
+            await Logged(d, "killed the CNI plugin process");
+            await Logged(d, $"released the pod network {net.Name} of sandbox");
+            // Past the plugin's sleep: had it lived, it would have finished its ADD by now.
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            Assert.False(File.Exists(finished), "the orphaned plugin finished its ADD after the restart");
+            Assert.Empty((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+            Assert.Empty(net.ReservedIps());
+            Assert.Empty(net.HostVeths());
+            Assert.Empty(Leaks.PinFiles(d.NamespacesDir));
+            Assert.Empty(Directory.EnumerateFiles(Path.Combine(d.StateDir, "pins")));
+        }
+        finally
+        {
+            await RemoveAllPods(d);
+        }
+    }
+
+    private static async Task WaitExited(DaemonProcess d)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!d.Process.HasExited)
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), "the daemon did not crash at the injected point");
+            await Task.Delay(10);
+        }
+    }
+
+    /// <summary>
     /// After a failed assertion: Stop and Remove whatever pods are left (their DEL takes portmap's rules
     /// and the addresses with it), then stop the daemon.
     /// </summary>

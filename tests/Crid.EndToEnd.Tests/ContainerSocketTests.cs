@@ -17,7 +17,7 @@ public sealed class ContainerSocketTests
     private const string Image = "registry.example.invalid/e2e/busybox:1.0";
 
     /// <summary>A daemon whose config remaps the test registry, with the busybox image pulled.</summary>
-    private static async Task<(DockerRegistry Registry, DaemonProcess Daemon, string ImageRef)> StartAsync()
+    private static async Task<(DockerRegistry Registry, DaemonProcess Daemon, string ImageRef)> StartAsync(params string[] extraArgs)
     {
         var registry = await DockerRegistry.StartAsync();
         try
@@ -30,7 +30,7 @@ public sealed class ContainerSocketTests
             DaemonProcess daemon;
             try
             {
-                daemon = await DaemonProcess.StartAsync("--config", config);
+                daemon = await DaemonProcess.StartAsync(["--config", config, .. extraArgs]);
             }
             finally
             {
@@ -217,6 +217,204 @@ public sealed class ContainerSocketTests
         Sh($"umount {propagatingDir}/late && umount {propagatingDir}");
         Assert.Empty(Leftovers(d));
         Assert.True(File.Exists(Path.Combine(hostDir, "file")));
+    }
+
+    /// <summary>
+    /// An image VOLUME starts with what the image has at that path (containerd's behaviour), in a
+    /// folder of the container's own that it can write; an image whose volume paths are links to "/"
+    /// and "../../" copies nothing, and nothing of the host's shows up in or is written through them.
+    /// </summary>
+    [Fact]
+    public async Task An_image_volume_holds_the_image_content_and_a_hostile_one_stays_in_its_folder()
+    {
+        var (registry, d, _) = await StartAsync();
+        await using var _r = registry;
+        await using var _d = d;
+        var rt = d.Runtime;
+        var busybox = TestImage.Layer(new TarBuilder().Busybox().Build());
+        var good = TestImage.Build([busybox, TestImage.Layer(new TarBuilder()
+            .Dir("data/", 0x1FD, uid: 1234, gid: 5678)
+            .File("data/hello", "from the image", 0x1A0, uid: 1234, gid: 5678)
+            .Symlink("data/link", "hello")
+            .Dir("data/sub/").File("data/sub/deep", "deeper")
+            .Build())], volumes: ["/data"]);
+        await registry.PushAsync(good, "e2e/volume:1.0");
+        var hostile = TestImage.Build([busybox, TestImage.Layer(new TarBuilder()
+            .Symlink("data", "/").Symlink("up", "../../")
+            .Build())], volumes: ["/data", "/up"]);
+        await registry.PushAsync(hostile, "e2e/hostile-volume:1.0");
+        var elsewhere = TestImage.Build([busybox, TestImage.Layer(new TarBuilder().Symlink("data", "/etc").Build())], volumes: ["/data"]);
+        await registry.PushAsync(elsewhere, "e2e/etc-volume:1.0");
+        foreach (var name in new[] { "volume", "hostile-volume", "etc-volume" })
+            await d.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"registry.example.invalid/e2e/{name}:1.0" } });
+        var hostRoot = Directory.EnumerateFileSystemEntries("/").Order(StringComparer.Ordinal).ToList();
+
+        var podConfig = Pod(d, "volumes", NamespaceMode.Container);
+        var pod = (await rt.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var config = Shell("volume", "exec sleep 1000");
+        config.Image.Image = "registry.example.invalid/e2e/volume:1.0";
+        var id = await RunAsync(d, pod, podConfig, config);
+        Assert.Equal("from the image", await ExecAsync(d, id, "cat /data/hello"));
+        Assert.Equal("from the image", await ExecAsync(d, id, "cat /data/link"));
+        Assert.Equal("deeper", await ExecAsync(d, id, "cat /data/sub/deep"));
+        Assert.Equal("1234 5678 640 775", await ExecAsync(d, id, "busybox stat -c '%u %g %a' /data/hello | busybox tr '\n' ' '; busybox stat -c %a /data"));
+        // A volume of its own: a bind mount, writable, and the writes land in the container's folder.
+        Assert.Contains(" /data ", await ExecAsync(d, id, "cat /proc/self/mountinfo"));
+        await ExecAsync(d, id, "echo written > /data/new");
+        var folder = Directory.EnumerateDirectories(Path.Combine(d.StateDir, "containers", id, "volumes")).Single();
+        Assert.Equal("written\n", File.ReadAllText(Path.Combine(folder, "new")));
+        Assert.Equal("from the image", File.ReadAllText(Path.Combine(folder, "hello")));
+
+        // A volume path that is a link to an absolute path means that path in the rootfs, as in the
+        // container: the image's /etc is copied, never the host's.
+        var etc = Shell("etc", "exec sleep 1000");
+        etc.Image.Image = "registry.example.invalid/e2e/etc-volume:1.0";
+        var etcId = await RunAsync(d, pod, podConfig, etc);
+        Assert.Equal("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false", await ExecAsync(d, etcId, "cat /etc/passwd"));
+        var etcFolder = Directory.EnumerateDirectories(Path.Combine(d.StateDir, "containers", etcId, "volumes")).Single();
+        Assert.Equal(["group", "passwd"], Directory.EnumerateFileSystemEntries(etcFolder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+
+        // The hostile image: whatever runc makes of volumes over links to "/", the copy stays empty
+        // and nothing lands on the host.
+        var bad = Shell("hostile", "echo pwned > /data/pwned-by-crid-test; echo pwned > /up/pwned-by-crid-test; exec sleep 1000");
+        bad.Image.Image = "registry.example.invalid/e2e/hostile-volume:1.0";
+        string? badId = null;
+        try
+        {
+            badId = (await rt.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = bad, SandboxConfig = podConfig })).ContainerId;
+            foreach (var volume in Directory.EnumerateDirectories(Path.Combine(d.StateDir, "containers", badId, "volumes")))
+                Assert.Empty(Directory.EnumerateFileSystemEntries(volume));
+            try { await rt.StartContainerAsync(new StartContainerRequest { ContainerId = badId }); }
+            catch (RpcException) { }
+            await Task.Delay(200);
+        }
+        catch (RpcException e)
+        {
+            // runc refuses a mount onto a link to the rootfs's root ("open o_path procfd ... no such
+            // file"): the create fails and is rolled back (Leftovers below).
+            Assert.Contains("/data", e.Status.Detail);
+        }
+        Assert.False(File.Exists("/pwned-by-crid-test"));
+        Assert.Equal(hostRoot, Directory.EnumerateFileSystemEntries("/").Order(StringComparer.Ordinal).ToList());
+
+        await rt.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+        Assert.Empty(Leftovers(d));
+    }
+
+    /// <summary>
+    /// A GetContainerEvents client that opens its stream and never reads it, on a connection of its
+    /// own, while pods and containers start and stop: HTTP/2 flow control stops the daemon's writes
+    /// to it, its queue fills, and it is cut off (RESOURCE_EXHAUSTED once it reads at last, after the
+    /// events queued for it). Meanwhile every call answers, memory stays bounded, and the client
+    /// that reads gets every event, in order.
+    /// </summary>
+    [Fact]
+    public async Task A_subscriber_that_never_reads_is_cut_off_and_costs_no_one_else_anything()
+    {
+        const int Capacity = 64;
+        var (registry, d, _) = await StartAsync("--events-queue-capacity", Capacity.ToString());
+        await using var _r = registry;
+        await using var _d = d;
+        var rt = d.Runtime;
+        using var silentChannel = DaemonProcess.CreateChannel(d.Socket);
+        using var stopSilent = new CancellationTokenSource();
+        using var silent = new RuntimeService.RuntimeServiceClient(silentChannel).GetContainerEvents(new GetEventsRequest(), cancellationToken: stopSilent.Token);
+        await EventCounters(d, subscribers: 1);
+        using var stopReader = new CancellationTokenSource();
+        using var readerCall = rt.GetContainerEvents(new GetEventsRequest(), cancellationToken: stopReader.Token);
+        var read = new List<ContainerEventResponse>();
+        var reading = Task.Run(async () =>
+        {
+            await foreach (var e in readerCall.ResponseStream.ReadAllAsync(stopReader.Token))
+            {
+                lock (read)
+                    read.Add(e);
+            }
+        });
+        var before = await EventCounters(d, subscribers: 2);
+        var rssBefore = Leaks.MemoryKiB(d.Process.Id);
+
+        // Containers starting and stopping in one pod, and pods coming and going, until the silent
+        // client is cut off (its stream's flow-control windows and the queue hold a few hundred events).
+        var podConfig = Pod(d, "events", NamespaceMode.Container);
+        var pod = (await rt.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var slowest = TimeSpan.Zero;
+        var cycles = 0;
+        for (; cycles < 400; cycles++)
+        {
+            if (cycles % 20 == 0)
+            {
+                var c = await RunAsync(d, pod, podConfig, Shell($"c{cycles}", "exec sleep 1000"));
+                await rt.StopContainerAsync(new StopContainerRequest { ContainerId = c, Timeout = 0 });
+                await rt.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = c });
+            }
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var id = (await rt.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal($"ev{cycles}") }, deadline: DateTime.UtcNow.AddSeconds(20))).PodSandboxId;
+            await rt.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }, deadline: DateTime.UtcNow.AddSeconds(20));
+            await rt.VersionAsync(new VersionRequest(), deadline: DateTime.UtcNow.AddSeconds(20));
+            slowest = TimeSpan.FromTicks(Math.Max(slowest.Ticks, watch.Elapsed.Ticks));
+            if (cycles % 10 == 9 && (await EventCounters(d)).CutOff == before.CutOff + 1)
+                break;
+        }
+        await rt.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+        var after = await EventCounters(d);
+        Assert.True(after.CutOff == before.CutOff + 1, $"the silent subscriber was not cut off after {cycles} cycles ({after.Published - before.Published} events)");
+        Assert.Equal(1, after.Subscribers);
+        var published = (int)(after.Published - before.Published);
+        Assert.True(published > 3 * Capacity, $"{published} events");
+
+        // The reader got every event, each pod's in its order.
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (Count() < published && deadline.Elapsed < TimeSpan.FromSeconds(20))
+            await Task.Delay(20);
+        int Count() { lock (read) return read.Count; }
+        List<ContainerEventResponse> events;
+        lock (read)
+            events = [.. read];
+        Assert.Equal(published, events.Count);
+        foreach (var group in events.Where(e => e.ContainerId == e.PodSandboxStatus.Id && e.ContainerId != pod).GroupBy(e => e.ContainerId))
+            Assert.Equal([ContainerEventType.ContainerCreatedEvent, ContainerEventType.ContainerStartedEvent, ContainerEventType.ContainerStoppedEvent, ContainerEventType.ContainerDeletedEvent],
+                group.Select(e => e.ContainerEventType));
+        Assert.Contains(events, e => e.ContainerId != e.PodSandboxStatus.Id);
+
+        // Memory: the queue is bounded, and nothing else grows with the events the silent client missed.
+        var rssAfter = Leaks.MemoryKiB(d.Process.Id);
+        Assert.True(rssAfter - rssBefore < 64 * 1024, $"VmRSS grew from {rssBefore} KiB to {rssAfter} KiB");
+        Assert.True(slowest < TimeSpan.FromSeconds(10), $"a cycle took {slowest}");
+
+        // The silent client, reading at last: a prefix of what the reader got, then RESOURCE_EXHAUSTED.
+        var late = new List<ContainerEventResponse>();
+        var end = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await foreach (var e in silent.ResponseStream.ReadAllAsync(stopSilent.Token))
+                late.Add(e);
+        });
+        Assert.Equal(StatusCode.ResourceExhausted, end.StatusCode);
+        Assert.InRange(late.Count, Capacity, published - 1);
+        Assert.Equal(events.Take(late.Count).Select(e => (e.ContainerId, e.ContainerEventType)), late.Select(e => (e.ContainerId, e.ContainerEventType)));
+
+        stopReader.Cancel();
+        try { await reading; }
+        catch (Exception e) when (e is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled }) { }
+        Assert.Empty(Leftovers(d));
+    }
+
+    private sealed record Counters(int Subscribers, long Published, long CutOff);
+
+    /// <summary>The events part of verbose Status; with <paramref name="subscribers"/>, waits until that many are counted.</summary>
+    private static async Task<Counters> EventCounters(DaemonProcess d, int? subscribers = null)
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            using var info = System.Text.Json.JsonDocument.Parse((await d.Runtime.StatusAsync(new StatusRequest { Verbose = true })).Info["events"]);
+            var r = info.RootElement;
+            var counters = new Counters(r.GetProperty("subscribers").GetInt32(), r.GetProperty("published").GetInt64(), r.GetProperty("subscribersCutOff").GetInt64());
+            if (subscribers is null || counters.Subscribers == subscribers)
+                return counters;
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"{counters.Subscribers} subscribers, not {subscribers}");
+            await Task.Delay(10);
+        }
     }
 
     [Fact]

@@ -64,10 +64,13 @@ internal sealed class DaemonProcess : IAsyncDisposable
         return path;
     }
 
+    /// <summary>Environment variables the next (re)start gets besides the test's own (TestCrash's, say).</summary>
+    public Dictionary<string, string> Environment { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Starts (again) on the same folders and waits until Version answers.</summary>
     public async Task RestartAsync(params string[] extraArgs)
     {
-        _process = Launch([.. DefaultArgs(), .. extraArgs], _stderr);
+        _process = Launch([.. DefaultArgs(), .. extraArgs], _stderr, Environment);
         Channel?.Dispose();
         Channel = CreateChannel(Socket);
         Runtime = new RuntimeService.RuntimeServiceClient(Channel);
@@ -89,7 +92,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
         }
     }
 
-    public static Process Launch(IEnumerable<string> args, StringBuilder? stderr = null)
+    public static Process Launch(IEnumerable<string> args, StringBuilder? stderr = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(RepoPaths.Daemon)
         {
@@ -99,6 +102,8 @@ internal sealed class DaemonProcess : IAsyncDisposable
         };
         foreach (var a in args)
             info.ArgumentList.Add(a);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            info.Environment[name] = value;
         var process = Process.Start(info)!;
         var sink = stderr ?? new StringBuilder();
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (sink) sink.AppendLine(e.Data); };

@@ -39,7 +39,7 @@ public sealed class DaemonTests
         var keys = config.RootElement.EnumerateObject().Select(p => p.Name).ToList();
         Assert.Equal(["config", "listen", "state-dir", "namespaces-dir", "log-level", "socket-group", "runtime-handlers", "cni-conf-dir", "cni-bin-dir", "cni-timeout",
             "runtime-path", "runtime-root", "conmon-path", "default-cgroup-parent", "pids-limit", "registries", "registry-credentials", "pull-idle-timeout",
-            "streaming-address", "streaming-port", "streaming-idle-timeout"], keys);
+            "streaming-address", "streaming-port", "streaming-idle-timeout", "events-queue-capacity"], keys);
         Assert.Equal(JsonValueKind.Array, config.RootElement.GetProperty("runtime-handlers").ValueKind);
         Assert.Equal(60, config.RootElement.GetProperty("cni-timeout").GetDouble());
         Assert.Equal("127.0.0.1", config.RootElement.GetProperty("streaming-address").GetString());

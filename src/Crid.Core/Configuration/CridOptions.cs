@@ -80,8 +80,22 @@ public sealed record CridOptions
     /// <summary>A streaming connection with no traffic for this long is closed (kubelet's default: 4 hours).</summary>
     public double StreamingIdleTimeoutSeconds { get; init; } = 4 * 3600;
 
+    /// <summary>
+    /// Events a GetContainerEvents subscriber may fall behind before it is cut off (RESOURCE_EXHAUSTED;
+    /// kubelet relists and subscribes again); 0: <see cref="Events.ContainerEventBus.DefaultQueueCapacity"/>.
+    /// </summary>
+    public long EventsQueueCapacity { get; init; }
+
     /// <summary>The config file that was read, if any.</summary>
     public string? ConfigFile { get; init; }
+
+    /// <summary>
+    /// TEST ONLY, off (empty) by default and never a config key: the name of a point (see
+    /// <see cref="TestCrash"/>) where the daemon SIGKILLs itself, so tests can put a crash exactly
+    /// inside a window instead of hoping a random kill lands there. Set from the environment
+    /// variable <see cref="TestCrash.EnvironmentVariable"/> by the entry point.
+    /// </summary>
+    public string TestOnlyCrashAt { get; init; } = "";
 }
 
 /// <summary>A runtime handler: its name (empty for the default) and the runc-compatible binary running its containers.</summary>

@@ -58,6 +58,8 @@ internal static class OptionKeys
             o => o.StreamingPort.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { StreamingPort = (int)v }),
         new("streaming-idle-timeout", OptionKind.PositiveNumber, "seconds a streaming connection may stay silent before it is closed",
             o => o.StreamingIdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { StreamingIdleTimeoutSeconds = (double)v }),
+        new("events-queue-capacity", OptionKind.Count, "events a GetContainerEvents client may fall behind before its stream is ended with RESOURCE_EXHAUSTED; 0: 4096",
+            o => o.EventsQueueCapacity.ToString(System.Globalization.CultureInfo.InvariantCulture), (o, v) => o with { EventsQueueCapacity = (long)v }),
     ];
 
     public static OptionKey? Find(string name) => Array.Find(All, k => k.Name == name);

@@ -121,6 +121,19 @@ public sealed partial class ContainerManager
             }, _host);
             AtomicFiles.Write(container.SpecPath, ContainerSpecs.Serialize(spec), AtomicFiles.PrivateFile, durable: false);
 
+            if (ContainerSpecs.ImageVolumeMounts(spec, container.VolumesDir) is { Count: > 0 } volumes)
+            {
+                // containerd's behaviour: an image VOLUME starts with what the image has at that path.
+                // The folders are the container's own: the folder's undo above deletes them.
+                step = "copy the image's content into its volumes";
+                await BlockingCalls.RunAsync(() =>
+                {
+                    foreach (var (destination, source) in volumes)
+                        VolumeContent.Copy(container.RootfsPath, destination, source);
+                    return 0;
+                }).ConfigureAwait(false);
+            }
+
             if (logPath.Length > 0)
             {
                 step = "make the log folder";

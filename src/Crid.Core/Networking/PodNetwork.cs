@@ -71,19 +71,35 @@ public sealed class PodNetwork
     }
 
     /// <summary>
-    /// CNI ADD of every plugin of <paramref name="network"/>, in order, in the namespace pinned at
-    /// <paramref name="netns"/>. On failure everything the plugins did is undone by a best-effort DEL,
-    /// and the plugin's own message is thrown.
+    /// What an ADD of sandbox <paramref name="id"/> on <paramref name="network"/> in the namespace pinned
+    /// at <paramref name="netns"/> will run with; the caller writes it down before the ADD, so that a
+    /// crash before the sandbox's record exists still leaves what the DEL needs (<see cref="ReleaseAsync"/>).
     /// </summary>
-    internal async Task<NetworkAttachment> AttachAsync(string id, PodSandboxConfig config, string netns, CniNetwork network, CancellationToken cancel)
+    internal static NetworkIntent Intend(string id, PodSandboxConfig config, string netns, CniNetwork network) => new()
     {
-        var call = new CniPlugin.Call("ADD", id, netns, InterfaceName, CniArgs(id, config));
+        NetworkName = network.Name,
+        ConfigJson = network.Json,
+        NetNs = netns,
+        CniArgs = CniArgs(id, config),
+        PortMappingsJson = PortMappings(config) is { Count: > 0 } ports ? ports.ToJsonString() : "",
+    };
+
+    /// <summary>
+    /// CNI ADD of every plugin of <paramref name="network"/>, in order, with the arguments
+    /// <paramref name="intent"/> recorded (see <see cref="Intend"/>). On failure everything the plugins
+    /// did is undone by a best-effort DEL, and the plugin's own message is thrown.
+    /// </summary>
+    internal async Task<NetworkAttachment> AttachAsync(string id, NetworkIntent intent, CniNetwork network, CancellationToken cancel)
+    {
+        var netns = intent.NetNs;
+        var ports = ParsePorts(intent.PortMappingsJson);
+        var call = new CniPlugin.Call("ADD", id, netns, InterfaceName, intent.CniArgs);
         JsonObject? result = null;
         try
         {
             foreach (var plugin in network.Plugins)
             {
-                var conf = PluginConfig(network, plugin, config, result);
+                var conf = PluginConfig(network, plugin, ports, result);
                 result = await CniPlugin.InvokeAsync(_options.CniBinDirs, conf, call, Timeout, _log, cancel).ConfigureAwait(false)
                     ?? throw new CniPluginException($"plugin \"{CniNetwork.TypeOf(plugin)}\" ADD printed no result");
             }
@@ -92,7 +108,7 @@ public sealed class PodNetwork
         {
             // CNI spec, "ADD": a runtime that gets an error should DEL to let the plugins clean up.
             // The undo runs to its end whatever the caller does: it is what leaves nothing behind.
-            try { await DelAsync(id, config, netns, network, result, everyPlugin: true, CancellationToken.None).ConfigureAwait(false); }
+            try { await DelAsync(id, intent.CniArgs, ports, netns, network, result, everyPlugin: true, CancellationToken.None).ConfigureAwait(false); }
             catch (CniPluginException del) { NetworkLog.RollbackDelFailed(_log, id, network.Name, del.Message); }
             if (e is OperationCanceledException)
                 throw;
@@ -123,7 +139,7 @@ public sealed class PodNetwork
         var result = attachment.ResultJson.Length > 0 ? JsonNode.Parse(attachment.ResultJson) as JsonObject : null;
         try
         {
-            await DelAsync(id, config, netns, CniNetwork.FromJson(attachment.ConfigJson), result, everyPlugin: rollback, cancel).ConfigureAwait(false);
+            await DelAsync(id, CniArgs(id, config), PortMappings(config), netns, CniNetwork.FromJson(attachment.ConfigJson), result, everyPlugin: rollback, cancel).ConfigureAwait(false);
         }
         catch (Exception e) when (e is CniPluginException or FormatException)
         {
@@ -134,6 +150,29 @@ public sealed class PodNetwork
     }
 
     /// <summary>
+    /// CNI DEL from what was written down before an ADD whose outcome the daemon never recorded (it
+    /// died before the sandbox's record was written, or the ADD itself was cut short). There is no ADD
+    /// result to pass as prevResult, and the plugins do not need one to let go: host-local frees by
+    /// container id, bridge deletes the pod's interface (nothing when the netns is gone), portmap
+    /// drops the chains named after the container id. Every plugin gets its DEL, as in a rollback.
+    /// </summary>
+    /// <exception cref="RuntimeFailureException">a plugin failed or the recorded list no longer parses.</exception>
+    internal async Task ReleaseAsync(string id, NetworkIntent intent, CancellationToken cancel)
+    {
+        try
+        {
+            await DelAsync(id, intent.CniArgs, ParsePorts(intent.PortMappingsJson), intent.NetNs, CniNetwork.FromJson(intent.ConfigJson), null, everyPlugin: true, cancel).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is CniPluginException or FormatException or System.Text.Json.JsonException)
+        {
+            throw new RuntimeFailureException($"CNI DEL on network \"{intent.NetworkName}\" failed: {e.Message}", e);
+        }
+    }
+
+    private static JsonArray? ParsePorts(string json) =>
+        json.Length == 0 ? null : JsonNode.Parse(json) as JsonArray ?? throw new FormatException("portMappings is not a JSON array");
+
+    /// <summary>
     /// DEL runs the plugins in reverse order, each with ADD's final result as prevResult (CNI spec,
     /// "Network configuration list runtime examples"), and stops at the first failure ("Network
     /// Configuration List Error Handling": the runtime "MUST stop execution of the list"); Stop's DEL
@@ -142,15 +181,15 @@ public sealed class PodNetwork
     /// <paramref name="everyPlugin"/> each one gets its DEL even after one failed (a missing or broken
     /// plugin must not keep bridge from giving the address back), and the first failure is thrown after.
     /// </summary>
-    private async Task DelAsync(string id, PodSandboxConfig config, string netns, CniNetwork network, JsonObject? result, bool everyPlugin, CancellationToken cancel)
+    private async Task DelAsync(string id, string cniArgs, JsonArray? ports, string netns, CniNetwork network, JsonObject? result, bool everyPlugin, CancellationToken cancel)
     {
-        var call = new CniPlugin.Call("DEL", id, netns, InterfaceName, CniArgs(id, config));
+        var call = new CniPlugin.Call("DEL", id, netns, InterfaceName, cniArgs);
         CniPluginException? first = null;
         for (var i = network.Plugins.Count - 1; i >= 0; i--)
         {
             try
             {
-                await CniPlugin.InvokeAsync(_options.CniBinDirs, PluginConfig(network, network.Plugins[i], config, result), call, Timeout, _log, cancel).ConfigureAwait(false);
+                await CniPlugin.InvokeAsync(_options.CniBinDirs, PluginConfig(network, network.Plugins[i], ports, result), call, Timeout, _log, cancel).ConfigureAwait(false);
             }
             catch (CniPluginException e) when (everyPlugin)
             {
@@ -166,7 +205,7 @@ public sealed class PodNetwork
     /// with the list's cniVersion and name, the previous result, and the runtimeConfig for the
     /// capabilities it declared.
     /// </summary>
-    private static JsonObject PluginConfig(CniNetwork network, JsonObject plugin, PodSandboxConfig config, JsonObject? prevResult)
+    private static JsonObject PluginConfig(CniNetwork network, JsonObject plugin, JsonArray? ports, JsonObject? prevResult)
     {
         var conf = (JsonObject)plugin.DeepClone();
         conf["cniVersion"] = network.CniVersion;
@@ -176,8 +215,8 @@ public sealed class PodNetwork
         else
             conf.Remove("prevResult");
         var runtimeConfig = new JsonObject();
-        if (CniNetwork.HasCapability(plugin, "portMappings") && config.PortMappings.Count > 0)
-            runtimeConfig["portMappings"] = PortMappings(config);
+        if (CniNetwork.HasCapability(plugin, "portMappings") && ports is { Count: > 0 })
+            runtimeConfig["portMappings"] = ports.DeepClone();
         if (runtimeConfig.Count > 0)
             conf["runtimeConfig"] = runtimeConfig;
         return conf;

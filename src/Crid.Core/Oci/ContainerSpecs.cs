@@ -392,6 +392,18 @@ public static partial class ContainerSpecs
     }
 
     /// <summary>
+    /// The image's VOLUMEs in a built spec, as (path in the container, host folder) pairs: the bind
+    /// mounts whose source is a folder of <paramref name="volumesDir"/>, which only
+    /// <see cref="ImageVolumes"/> makes.
+    /// </summary>
+    public static IReadOnlyList<(string Destination, string Source)> ImageVolumeMounts(Spec spec, string volumesDir)
+    {
+        var prefix = volumesDir.TrimEnd('/') + "/";
+        return (spec.Mounts ?? []).Where(m => m.Source is { } s && s.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(m => (m.Destination, m.Source!)).ToList();
+    }
+
+    /// <summary>
     /// The image's VOLUMEs that no CRI mount covers: each a folder of the container's own, bound
     /// read-write (writable even on a read-only root, as docker gives them), and gone with the container.
     /// </summary>

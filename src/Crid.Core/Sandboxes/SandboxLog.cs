@@ -45,4 +45,16 @@ internal static partial class SandboxLog
 
     [LoggerMessage(EventId = 214, Level = LogLevel.Warning, Message = "killed process {Pid} of the orphaned pid namespace {Path}")]
     public static partial void OrphanInfraKilled(ILogger logger, int pid, string path);
+
+    [LoggerMessage(EventId = 216, Level = LogLevel.Warning, Message = "released the pod network {Network} of sandbox {Id} (CNI DEL): its Run was cut short before the sandbox was recorded")]
+    public static partial void OrphanNetworkReleased(ILogger logger, string id, string network);
+
+    [LoggerMessage(EventId = 217, Level = LogLevel.Error, Message = "could not release the pod network {Network} of sandbox {Id}, whose Run was cut short; the next start tries again: {Reason}")]
+    public static partial void OrphanNetworkNotReleased(ILogger logger, string id, string network, string reason);
+
+    [LoggerMessage(EventId = 218, Level = LogLevel.Warning, Message = "sandbox {Id} is NOTREADY but still holds pins or a network (a Stop cut short, or an infra process that died): releasing them")]
+    public static partial void StopFinished(ILogger logger, string id);
+
+    [LoggerMessage(EventId = 219, Level = LogLevel.Warning, Message = "killed the CNI plugin process {Pid} still working for sandbox {Id}, whose Run was cut short")]
+    public static partial void OrphanPluginKilled(ILogger logger, int pid, string id);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Crid.Core.Networking;
 using Crid.Linux;
 
 namespace Crid.Core.Sandboxes;
@@ -48,6 +49,13 @@ public sealed partial class SandboxManager
                 SandboxLog.LostPins(_log, sandbox.Id);
                 await StopLockedAsync(sandbox).ConfigureAwait(false);
             }
+            else if (sandbox.State == SandboxState.NotReady && HasLeftovers(sandbox))
+            {
+                // A Stop cut short after it marked the sandbox NOTREADY, or a pod whose infra process
+                // died: finish the Stop (DEL, pins, shm) now rather than when kubelet asks.
+                SandboxLog.StopFinished(_log, sandbox.Id);
+                await StopLockedAsync(sandbox).ConfigureAwait(false);
+            }
             _names.Reserve(sandbox.Name, sandbox.Id);
             _sandboxes.Add(sandbox);
             if (sandbox.State == SandboxState.Ready)
@@ -57,7 +65,7 @@ public sealed partial class SandboxManager
                     ready++;
             }
         }
-        RemoveOrphanPins(intents, live);
+        await RemoveOrphansAsync(intents, live).ConfigureAwait(false);
         SandboxLog.Recovered(_log, _sandboxes.Count, ready, watch.Elapsed.TotalMilliseconds);
     }
 
@@ -83,13 +91,45 @@ public sealed partial class SandboxManager
         }
     }
 
+    /// <summary>A NOTREADY sandbox that still holds a pin or a network: its Stop was cut short.</summary>
+    private static bool HasLeftovers(Sandbox sandbox) =>
+        sandbox.Status.Get().Network is { Attached: true }
+        || sandbox.Pins.Values.Any(p => PinnedNamespace.FromPath(p).IsMounted);
+
     /// <summary>
-    /// Removes the pins of sandboxes that are gone (a Run killed half-way, a Remove cut short), with
-    /// the infra processes inside them, and then their uuid records. Only uuids crid recorded before
+    /// Cleans up after sandboxes that are gone (a Run killed half-way, a Remove cut short): first the
+    /// network a Run attached, or was attaching, before its record was written (CNI DEL with the
+    /// recorded arguments, while its netns is still pinned, so bridge takes the veth down itself);
+    /// then their pins, with the infra processes inside them; then their uuid records. A DEL that
+    /// fails keeps its uuid record, so the next start tries again. Only uuids crid recorded before
     /// pinning count: the namespaces dir may be /var/run, where `ip netns add`, cri-o's pinns and
     /// other crids keep uuid-named pins of their own.
     /// </summary>
-    private void RemoveOrphanPins(IReadOnlyDictionary<string, string> intents, HashSet<string> live)
+    private async Task RemoveOrphansAsync(IReadOnlyDictionary<string, PinIntent> intents, HashSet<string> live)
+    {
+        var owed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (uuid, intent) in intents)
+        {
+            if (live.Contains(uuid) || intent.Network is not { } network)
+                continue;
+            // A plugin of an ADD the crash cut short may still be at work: it must not finish after the DEL.
+            foreach (var pid in OrphanPlugins.Kill(intent.SandboxId))
+                SandboxLog.OrphanPluginKilled(_log, pid, intent.SandboxId);
+            try
+            {
+                await _network.ReleaseAsync(intent.SandboxId, network, CancellationToken.None).ConfigureAwait(false);
+                SandboxLog.OrphanNetworkReleased(_log, intent.SandboxId, network.NetworkName);
+            }
+            catch (Errors.RuntimeFailureException e)
+            {
+                owed.Add(uuid);
+                SandboxLog.OrphanNetworkNotReleased(_log, intent.SandboxId, network.NetworkName, e.Message);
+            }
+        }
+        RemoveOrphanPins(intents, live, owed);
+    }
+
+    private void RemoveOrphanPins(IReadOnlyDictionary<string, PinIntent> intents, HashSet<string> live, HashSet<string> owed)
     {
         var foreign = 0;
         foreach (var pin in PinnedNamespace.List(_options.NamespacesDir))
@@ -114,7 +154,7 @@ public sealed partial class SandboxManager
         }
         foreach (var uuid in intents.Keys)
         {
-            if (!live.Contains(uuid))
+            if (!live.Contains(uuid) && !owed.Contains(uuid))
                 _intents.Remove(uuid);
         }
         if (foreign > 0)

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Crid.Core.Configuration;
 using Crid.Core.Errors;
 using Crid.Core.Networking;
 using Crid.Core.Oci;
@@ -43,8 +44,14 @@ public sealed partial class SandboxManager
         var step = "record the pins' uuid";
         try
         {
-            // Before the first pin exists: a crash from here on leaves pins that recovery knows are crid's.
-            _intents.Record(uuid, id);
+            // Network NODE has no pin of its own and skips CNI. The network is chosen now, for the
+            // record below: its netns pin path follows from the uuid.
+            var podNetwork = ns.Network != NamespaceMode.Node ? _network.Current() : null;
+            var networkIntent = podNetwork is null ? null
+                : PodNetwork.Intend(id, config, NetPinPath(uuid), podNetwork);
+            // Before the first pin exists and before the ADD: a crash from here on leaves pins and a
+            // network that recovery knows are crid's, and knows how to DEL, though no record says so.
+            _intents.Record(uuid, id, networkIntent);
             undo.Push(("drop the pins' uuid record", () => { _intents.Remove(uuid); return Task.CompletedTask; }));
 
             step = "pin namespaces";
@@ -52,14 +59,17 @@ public sealed partial class SandboxManager
             undo.Push(("remove the pins", () => { RemovePins(pinned.Pins.Select(p => p.Path)); return Task.CompletedTask; }));
             var pins = pinned.Pins.ToDictionary(p => p.Type, p => p.Path, StringComparer.Ordinal);
 
-            // Pod network (CNI ADD) in the pinned network namespace; network NODE has no pin and skips it.
+            // Pod network (CNI ADD) in the pinned network namespace, with the arguments recorded above.
             NetworkAttachment? network = null;
-            if (ns.Network != NamespaceMode.Node && pins.TryGetValue("net", out var netns) && _network.Current() is { } podNetwork)
+            if (podNetwork is not null && networkIntent is not null)
             {
                 step = "attach the pod network";
-                var attached = await _network.AttachAsync(id, config, netns, podNetwork, CancellationToken.None).ConfigureAwait(false);
+                if (pins.GetValueOrDefault("net") != networkIntent.NetNs)
+                    throw new InvalidOperationException($"the network namespace was pinned at {pins.GetValueOrDefault("net")}, not at {networkIntent.NetNs}");
+                var attached = await _network.AttachAsync(id, networkIntent, podNetwork, CancellationToken.None).ConfigureAwait(false);
                 network = attached;
-                undo.Push(("detach the pod network", () => _network.DetachAsync(id, config, netns, attached, CancellationToken.None, rollback: true)));
+                undo.Push(("detach the pod network", () => _network.DetachAsync(id, config, networkIntent.NetNs, attached, CancellationToken.None, rollback: true)));
+                TestCrash.At(_options, TestCrash.RunAfterCniAdd);
             }
 
             var infraPid = 0;
@@ -147,6 +157,12 @@ public sealed partial class SandboxManager
         };
         return PodNamespaces.Create(request);
     }
+
+    /// <summary>
+    /// Where the pod's network namespace will be pinned (pinns' layout, &lt;dir&gt;/netns/&lt;uuid&gt;),
+    /// known before it is: the ADD's intent records it. Run checks that the pin landed there.
+    /// </summary>
+    private string NetPinPath(string uuid) => Path.Combine(_options.NamespacesDir, "netns", uuid);
 
     private Task<InfraHandle> StartInfraAsync(string uuid, IReadOnlyDictionary<string, string> pins) =>
         InfraProcess.StartAsync(new InfraRequest

@@ -1,3 +1,4 @@
+using Crid.Core.Configuration;
 using Crid.Linux;
 
 namespace Crid.Core.Sandboxes;
@@ -48,8 +49,17 @@ public sealed partial class SandboxManager
             // Killing PID 1 of the pod's pid namespace kills every process in it.
             await InfraProcess.KillAsync(status.InfraPid, pidPin).ConfigureAwait(false);
         }
+        if (status.State == SandboxState.Ready && status.Network is { Attached: true })
+        {
+            // NOTREADY before the DEL: a crash after the DEL must not leave a sandbox that a restarted
+            // daemon finds READY (its pins still mounted) with its network gone. Recovery finishes the
+            // Stop of a NOTREADY sandbox that still has pins or a network.
+            sandbox.Status.Update(s => s with { State = SandboxState.NotReady, InfraPid = 0 });
+        }
         // CNI DEL while the network namespace is still pinned; a failure is logged and owed (Remove retries).
         var network = await TryDetachNetworkAsync(sandbox, status.Network).ConfigureAwait(false);
+        if (!ReferenceEquals(network, status.Network))
+            TestCrash.At(_options, TestCrash.StopAfterCniDel);
         foreach (var type in StopOrder)
         {
             if (sandbox.Pins.TryGetValue(type, out var path))

@@ -77,7 +77,8 @@ public sealed class TestImage
     }
 
     /// <summary>An image of these layers; <paramref name="multiArch"/> wraps it in an index with an arm64 entry and an attestation.</summary>
-    public static TestImage Build(IReadOnlyList<TestLayer> layers, string user = "", bool multiArch = false, string? label = null, string[]? diffIdsOverride = null)
+    public static TestImage Build(IReadOnlyList<TestLayer> layers, string user = "", bool multiArch = false, string? label = null, string[]? diffIdsOverride = null,
+        string[]? volumes = null)
     {
         var config = new JsonObject
         {
@@ -97,6 +98,14 @@ public sealed class TestImage
                 ["diff_ids"] = new JsonArray((diffIdsOverride ?? layers.Select(l => l.DiffId).ToArray()).Select(d => (JsonNode)d!).ToArray()),
             },
         };
+        if (volumes is not null)
+        {
+            // image-spec config.md: "Volumes", an object whose keys are paths and values empty objects.
+            var set = new JsonObject();
+            foreach (var v in volumes)
+                set[v] = new JsonObject();
+            ((JsonObject)config["config"]!)["Volumes"] = set;
+        }
         var configBytes = Encoding.UTF8.GetBytes(config.ToJsonString());
         var manifest = ManifestOf(configBytes, layers);
         if (!multiArch)
