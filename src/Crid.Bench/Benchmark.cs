@@ -4,7 +4,7 @@ using Runtime.V1;
 namespace Crid.Bench;
 
 /// <summary>The phases, in the order they run, each adding its figures to the report.</summary>
-internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorDir, Progress progress, CancellationToken ct)
+internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorDir, Progress progress, CancellationToken ct, string? only = null)
 {
     private readonly Report _report = new();
 
@@ -25,12 +25,22 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         // figures taken after the daemon's idle trim below.
         await Task.Delay(TimeSpan.FromSeconds(plan.IdleSeconds - 1), ct);
         _report.Figures["rss_idle_fresh_settled_mib"] = daemon.StatusKiB("VmRSS") / 1024.0;
+        if (only is not null)
+        {
+            await (only == "pulls" ? PullsAsync() : ContainersAsync());
+            _report.Figures["rss_peak_mib"] = _peakKiB / 1024.0;
+            await daemon.StopAsync();
+            return _report;
+        }
 
         await SequentialAsync();
         Floor();
         await ExecAsync();
         _report.Figures["ratio_run_to_floor_create"] = _report.Figures["run_p50_ms"] / _report.Figures["floor_create_p50_ms"];
         _report.Figures["ratio_stop_to_floor_remove"] = _report.Figures["stop_p50_ms"] / _report.Figures["floor_remove_p50_ms"];
+        // The targets' form: Run against 1.5 × the floor + the transport, Stop against 2 × its floor.
+        _report.Figures["ratio_run_to_floor_plus_transport"] = _report.Figures["run_p50_ms"] / (_report.Figures["floor_create_p50_ms"] + _report.Figures["version_p50_ms"]);
+        _report.Figures["ratio_stop_to_floor_plus_transport"] = _report.Figures["stop_p50_ms"] / (_report.Figures["floor_remove_p50_ms"] + _report.Figures["version_p50_ms"]);
         foreach (var clients in plan.Clients)
             await ConcurrentAsync(clients);
         await NetworkAsync();
@@ -63,6 +73,18 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
             _report.Figures[$"{call}_p90_ms"] = samples.P90;
             _report.Figures[$"{call}_p99_ms"] = samples.P99;
         }
+        // The transport's floor: an empty Version call over the same channel (the socket, HTTP/2,
+        // the server's routing and interceptors, no work), as many as there were lifecycles.
+        var version = new Samples();
+        for (var i = 0; i < plan.Warmup + plan.Lifecycles; i++)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            await client.VersionAsync(new VersionRequest(), deadline: Deadline, cancellationToken: ct);
+            if (i >= plan.Warmup)
+                version.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        }
+        _report.Figures["version_p50_ms"] = version.P50;
+        _report.Figures["version_p90_ms"] = version.P90;
         SamplePeak();
     }
 
@@ -104,11 +126,25 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
 
     private async Task ContainersAsync()
     {
-        var (crid, floor) = await ContainerBench.MeasureAsync(daemon, Path.Combine(floorDir, "containers"), plan.Containers, warmup: 1, progress, ct);
+        var (crid, floor, teardown, teardownFloor) = await ContainerBench.MeasureAsync(daemon, Path.Combine(floorDir, "containers"), plan.Containers, warmup: 1, progress, ct,
+            async image =>
+            {
+                var scale = new ContainerScale(plan, daemon, Path.Combine(floorDir, "scale"), image, _report, progress, ct);
+                await scale.LiveAsync();
+                SamplePeak();
+                await scale.ConcurrentAsync();
+                SamplePeak();
+                await scale.LoadThenIdleAsync();
+                SamplePeak();
+            });
         _report.Figures["pod_container_start_p50_ms"] = crid.P50;
         _report.Figures["pod_container_start_p90_ms"] = crid.P90;
         _report.Figures["floor_runc_create_start_p50_ms"] = floor.P50;
         _report.Figures["ratio_pod_container_to_runc_create_start"] = crid.P50 / floor.P50;
+        _report.Figures["teardown_p50_ms"] = teardown.P50;
+        _report.Figures["teardown_p90_ms"] = teardown.P90;
+        _report.Figures["floor_runc_kill_delete_unpin_p50_ms"] = teardownFloor.P50;
+        _report.Figures["ratio_teardown_to_floor"] = teardown.P50 / teardownFloor.P50;
         SamplePeak();
     }
 
@@ -454,30 +490,8 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
     }
 
     /// <summary>n operations over 4 clients: setting up and tearing down the scale phase, not measured.</summary>
-    private async Task InParallelAsync(int n, string phase, Func<RuntimeService.RuntimeServiceClient, Task> op)
-    {
-        var channels = Enumerable.Range(0, 4).Select(_ => DaemonUnderTest.CreateChannel(daemon.Socket)).ToArray();
-        try
-        {
-            var next = 0;
-            await Task.WhenAll(channels.Select(c => Task.Run(async () =>
-            {
-                var client = new RuntimeService.RuntimeServiceClient(c);
-                int i;
-                while ((i = Interlocked.Increment(ref next)) <= n)
-                {
-                    ct.ThrowIfCancellationRequested();
-                    await op(client);
-                    progress.Tick(phase, i, n);
-                }
-            }, ct)));
-        }
-        finally
-        {
-            foreach (var c in channels)
-                c.Dispose();
-        }
-    }
+    private Task InParallelAsync(int n, string phase, Func<RuntimeService.RuntimeServiceClient, Task> op) =>
+        Clients.InParallelAsync(daemon, 4, n, phase, progress, ct, op);
 
     private async Task LifecycleAsync(RuntimeService.RuntimeServiceClient client, LifecycleSamples samples, bool withNetwork = false)
     {

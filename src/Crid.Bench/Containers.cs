@@ -10,13 +10,16 @@ namespace Crid.Bench;
 /// busybox image through the daemon, against its floor in the same run: <c>runc create</c> +
 /// <c>runc start</c> of a ready bundle of the same root file system, one of each in turn. What crid
 /// adds: the pod's namespaces, the image lookup and hold, the overlay mount, the spec, conmon and
-/// the records on disk.
+/// the records on disk. Then the teardown, timed the same way: StopContainer + RemoveContainer +
+/// StopPodSandbox + RemovePodSandbox against <c>runc kill</c> + <c>runc delete</c> of the floor's
+/// container plus the removal of a pinned namespace set (the sandbox floor's).
 /// </summary>
 internal static class ContainerBench
 {
     private const string Runc = "/usr/sbin/runc";
 
-    public static async Task<(Samples Crid, Samples Runc)> MeasureAsync(DaemonUnderTest daemon, string dir, int iterations, int warmup, Progress progress, CancellationToken ct)
+    public static async Task<(Samples Crid, Samples Runc, Samples Teardown, Samples TeardownFloor)> MeasureAsync(DaemonUnderTest daemon, string dir, int iterations, int warmup, Progress progress, CancellationToken ct,
+        Func<string, Task>? whileServed = null)
     {
         Directory.CreateDirectory(dir);
         var host = $"127.0.0.1:{ImagePulls.FreePort()}";
@@ -40,6 +43,8 @@ internal static class ContainerBench
             await images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = image } }, cancellationToken: ct);
             var crid = new Samples();
             var floor = new Samples();
+            var teardown = new Samples();
+            var teardownFloor = new Samples();
             for (var i = 0; i < warmup + iterations; i++)
             {
                 ct.ThrowIfCancellationRequested();
@@ -68,17 +73,43 @@ internal static class ContainerBench
                 await RuncAsync(["--root", runcRoot, "start", "floor"]);
                 var floorMs = watch.Elapsed.TotalMilliseconds;
 
-                await RuncAsync(["--root", runcRoot, "delete", "--force", "floor"]);
+                // The teardown, as kubelet does it: the container stopped at once (sleep as pid 1
+                // ignores SIGTERM), removed, then the pod.
+                watch.Restart();
+                await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 0 }, cancellationToken: ct);
+                await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, cancellationToken: ct);
                 await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId }, cancellationToken: ct);
                 await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId }, cancellationToken: ct);
+                var teardownMs = watch.Elapsed.TotalMilliseconds;
+
+                // Its floor: runc kill + runc delete (--force: the SIGKILLed process may not be reaped
+                // yet, and a plain delete refuses a container not yet stopped), then the pins' removal.
+                var pins = PodNamespaces.Create(new PodNamespacesRequest
+                {
+                    NamespacesDir = Path.Combine(dir, "ns"),
+                    Namespaces = [new("net", false), new("ipc", false), new("uts", false), new("user", true)],
+                    LoopbackUp = true,
+                    Hostname = $"teardown-{i}",
+                });
+                watch.Restart();
+                await RuncAsync(["--root", runcRoot, "kill", "floor", "KILL"]);
+                await RuncAsync(["--root", runcRoot, "delete", "--force", "floor"]);
+                for (var p = pins.Pins.Count - 1; p >= 0; p--)
+                    pins.Pins[p].Remove();
+                var teardownFloorMs = watch.Elapsed.TotalMilliseconds;
                 if (i >= warmup)
                 {
                     crid.Add(cridMs);
                     floor.Add(floorMs);
+                    teardown.Add(teardownMs);
+                    teardownFloor.Add(teardownFloorMs);
                 }
                 progress.Tick("pod + container against runc create + start", i + 1, warmup + iterations);
             }
-            return (crid, floor);
+            // The phases that need the image in a registry, while it still serves.
+            if (whileServed is not null)
+                await whileServed(image);
+            return (crid, floor, teardown, teardownFloor);
         }
         finally
         {

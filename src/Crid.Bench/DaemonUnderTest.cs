@@ -164,6 +164,7 @@ internal sealed class DaemonUnderTest : IDisposable
             p.WaitForExit();
         }
         _process?.Dispose();
+        KillLeftContainers();
         lock (_lastLines)
         {
             // A line read after this is only kept in memory.
@@ -176,6 +177,34 @@ internal sealed class DaemonUnderTest : IDisposable
         {
             try { Directory.Delete(controller + CgroupParent); }
             catch (IOException) { }
+        }
+    }
+
+    /// <summary>
+    /// After a failed run: every container still in the daemon's runc root (the default handler's,
+    /// &lt;runtime-root&gt;/default/runc) is deleted with --force, so no sleep and no conmon outlive the run.
+    /// </summary>
+    private void KillLeftContainers()
+    {
+        var root = Path.Combine(RuntimeRoot, "default", "runc");
+        if (!Directory.Exists(root))
+            return;
+        foreach (var state in Directory.EnumerateDirectories(root))
+        {
+            try
+            {
+                using var runc = Process.Start(new ProcessStartInfo("/usr/sbin/runc", ["--root", root, "delete", "--force", Path.GetFileName(state)])
+                {
+                    RedirectStandardError = true,
+                    RedirectStandardOutput = true,
+                    UseShellExecute = false,
+                })!;
+                runc.WaitForExit(10_000);
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+                // No runc: then no container either.
+            }
         }
     }
 

@@ -16,13 +16,19 @@ internal sealed record Plan(
     int NetworkConcurrentLifecycles,
     int LoadLifecycles,
     int IdleSeconds,
-    int Containers)
+    int Containers,
+    int ContainerPods,
+    int ContainersPerPod,
+    int ContainerClients,
+    int ContainerConcurrentLifecycles,
+    int ContainerLoadLifecycles)
 {
     public static readonly Plan Full = new(
         Lifecycles: 200, Warmup: 10, Clients: [1, 4, 16], ConcurrentLifecycles: 200,
         LiveSandboxes: 1000, ListCalls: 50, FloorIterations: 200, Restarts: 3, Pulls: 10,
         NetworkLifecycles: 50, NetworkClients: 8, NetworkConcurrentLifecycles: 80, LoadLifecycles: 10_000, IdleSeconds: 30,
-        Containers: 30);
+        Containers: 30, ContainerPods: 100, ContainersPerPod: 10, ContainerClients: 16, ContainerConcurrentLifecycles: 96,
+        ContainerLoadLifecycles: 1000);
 
     public static readonly Plan Quick = new(
         Lifecycles: 20, Warmup: 3, Clients: [1, 4], ConcurrentLifecycles: 20,
@@ -31,17 +37,19 @@ internal sealed record Plan(
         // The daemon trims in its first quiet 250 ms after growing (IdleMemory); 5 s leaves a loaded
         // machine's timers room.
         IdleSeconds: 5,
-        Containers: 3);
+        Containers: 3, ContainerPods: 2, ContainersPerPod: 3, ContainerClients: 4, ContainerConcurrentLifecycles: 4,
+        ContainerLoadLifecycles: 12);
 }
 
-internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json, string? LogLevel, string? DaemonLog)
+internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json, string? LogLevel, string? DaemonLog, string? Only = null)
 {
-    public const string Usage = "usage: Crid.Bench [--quick] [--daemon PATH] [--json PATH] [--log-level LEVEL] [--daemon-log FILE]";
+    public const string Usage = "usage: Crid.Bench [--quick] [--daemon PATH] [--json PATH] [--log-level LEVEL] [--daemon-log FILE] [--only pulls|containers] [--containers N]";
 
     public static Arguments Parse(string[] args)
     {
         var quick = false;
-        string? daemon = null, json = null, logLevel = null, daemonLog = null;
+        string? daemon = null, json = null, logLevel = null, daemonLog = null, only = null;
+        int? containers = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -63,6 +71,15 @@ internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Js
                     // Every line the daemon writes (with --log-level debug, its idle trims), appended.
                     daemonLog = Path.GetFullPath(args[++i]);
                     break;
+                case "--only" when i + 1 < args.Length && args[i + 1] is "pulls" or "containers":
+                    // One phase (and the fresh daemon's idle RSS before it), to iterate on a fix.
+                    only = args[++i];
+                    break;
+                case "--containers" when i + 1 < args.Length && int.TryParse(args[i + 1], out var n) && n > 0:
+                    // The pod + container and teardown rows' iterations (the plan's otherwise).
+                    containers = n;
+                    i++;
+                    break;
                 default:
                     throw new ArgumentException($"unknown or incomplete argument \"{args[i]}\"\n{Usage}");
             }
@@ -72,7 +89,10 @@ internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Js
         json ??= Path.Combine(root, "out", "bench.json");
         if (!File.Exists(daemon))
             throw new ArgumentException($"{daemon} is missing: run `make build` first, or give --daemon PATH");
-        return new Arguments(quick ? Plan.Quick : Plan.Full, quick, Path.GetFullPath(daemon), Path.GetFullPath(json), logLevel, daemonLog);
+        var plan = quick ? Plan.Quick : Plan.Full;
+        if (containers is { } c)
+            plan = plan with { Containers = c };
+        return new Arguments(plan, quick, Path.GetFullPath(daemon), Path.GetFullPath(json), logLevel, daemonLog, only);
     }
 
     /// <summary>The folder holding Cri.sln above the bench's binary, else the current folder.</summary>

@@ -36,7 +36,7 @@ internal static class Program
             {
                 try
                 {
-                    report = await new Benchmark(a.Plan, daemon, Path.Combine(dir, "floor"), progress, cts.Token).RunAsync();
+                    report = await new Benchmark(a.Plan, daemon, Path.Combine(dir, "floor"), progress, cts.Token, a.Only).RunAsync();
                 }
                 catch (Exception) when (!cts.IsCancellationRequested)
                 {
@@ -52,7 +52,7 @@ internal static class Program
             progress.Note($"figures written to {a.Json}");
             return 0;
         }
-        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        catch (Exception e) when (cts.IsCancellationRequested && e is OperationCanceledException or Grpc.Core.RpcException { StatusCode: Grpc.Core.StatusCode.Cancelled })
         {
             await Console.Error.WriteLineAsync("crid-bench: interrupted");
             return 130;

@@ -16,6 +16,9 @@ internal sealed class Report
 
     public Dictionary<string, string> Machine { get; } = [];
 
+    /// <summary>The plan's counts the table names (set by <see cref="WriteJson"/>'s caller before <see cref="Table"/>).</summary>
+    public Dictionary<string, int> PlanFigures { get; } = [];
+
     public static Dictionary<string, string> DescribeMachine(string daemon, string loadavg, string? logLevel) => new()
     {
         ["daemon_log_level"] = logLevel ?? "default",
@@ -41,16 +44,18 @@ internal sealed class Report
     {
         var f = Figures;
         var t = new StringBuilder();
+        int Plan(string key) => PlanFigures.GetValueOrDefault(key);
         string Ms(string key) => f.TryGetValue(key, out var v) || Derived.TryGetValue(key, out v) ? v.ToString("F2", CultureInfo.InvariantCulture) : "-";
-        void Row(string a, string b, string c, string d) => t.AppendLine(CultureInfo.InvariantCulture, $"| {a,-48} | {b,9} | {c,9} | {d,9} |");
+        void Row(string a, string b, string c, string d) => t.AppendLine(CultureInfo.InvariantCulture, $"| {a,-54} | {b,9} | {c,9} | {d,9} |");
 
         t.AppendLine(CultureInfo.InvariantCulture, $"crid benchmark: {Machine["cores"]} cores, {Machine["cpu"]}, kernel {Machine["kernel"]}, {Machine["dotnet"]}, daemon {Machine["daemon_build"]}");
         t.AppendLine(CultureInfo.InvariantCulture, $"load average at start {Machine["loadavg_start"]}, at end {Machine.GetValueOrDefault("loadavg_end", "?")}");
         t.AppendLine();
         Row("latency (ms)", "p50", "p90", "p99");
-        Row("------------------------------------------------", "---------", "---------", "---------");
+        Row(new string('-', 54), "---------", "---------", "---------");
         foreach (var (call, name) in new[] { ("run", "RunPodSandbox"), ("status", "PodSandboxStatus"), ("stop", "StopPodSandbox"), ("remove", "RemovePodSandbox") })
             Row($"{name} (sequential)", Ms($"{call}_p50_ms"), Ms($"{call}_p90_ms"), Ms($"{call}_p99_ms"));
+        Row("Version, empty (the transport's floor)", Ms("version_p50_ms"), Ms("version_p90_ms"), "");
         Row("floor: PodNamespaces.Create in-process", Ms("floor_create_p50_ms"), "", "");
         Row("floor: Remove() of each pin in-process", Ms("floor_remove_p50_ms"), "", "");
         Row("floor create, a thread per call (no workers)", Ms("floor_create_thread_per_call_p50_ms"), "", "");
@@ -62,6 +67,13 @@ internal sealed class Report
         Row("PullImage of the image already present", Ms("pull_present_p50_ms"), "", "");
         Row("RunPodSandbox + CreateContainer + StartContainer", Ms("pod_container_start_p50_ms"), Ms("pod_container_start_p90_ms"), "");
         Row("floor: runc create + runc start of the same rootfs", Ms("floor_runc_create_start_p50_ms"), "", "");
+        Row("StopContainer + RemoveContainer + StopPod + RemovePod", Ms("teardown_p50_ms"), Ms("teardown_p90_ms"), "");
+        Row("floor: runc kill + runc delete + pins removed", Ms("floor_runc_kill_delete_unpin_p50_ms"), "", "");
+        Row($"ListContainers, {Plan("container_pods") * Plan("containers_per_pod")} live containers", Ms("list_containers_p50_ms"), Ms("list_containers_p90_ms"), "");
+        Row("ListContainerStats, the same", Ms("list_container_stats_p50_ms"), Ms("list_container_stats_p90_ms"), "");
+        Row("  its first call (every writable layer walked)", Ms("list_container_stats_first_ms"), "", "");
+        Row($"pod of 2 containers, start to removed, {Plan("container_clients")} clients", Ms("pods2_concurrent_lifecycle_p50_ms"), Ms("pods2_concurrent_lifecycle_p90_ms"), "");
+        Row("  of which Run + 2 × (Create + Start)", Ms("pods2_concurrent_start_p50_ms"), "", "");
         Row("sandbox files: temp + rename", Ms("files_atomic_p50_ms"), "", "");
         Row("sandbox files: temp + fsync + rename + dir fsync", Ms("files_fsync_p50_ms"), "", "");
         Row("ExecSync of true, driver in-process (bench JIT)", Ms("execsync_p50_ms"), Ms("execsync_p90_ms"), "");
@@ -72,6 +84,9 @@ internal sealed class Report
         Row("ratio PullImage / (skopeo copy + tar)", Ms("ratio_pull_to_skopeo_tar"), "", "");
         Row("ratio pod + container start / runc create + start", Ms("ratio_pod_container_to_runc_create_start"), "", "");
         Row("ratio StopPodSandbox / floor remove", Ms("ratio_stop_to_floor_remove"), "", "");
+        Row("ratio RunPodSandbox / (floor create + Version)", Ms("ratio_run_to_floor_plus_transport"), "", "");
+        Row("ratio StopPodSandbox / (floor remove + Version)", Ms("ratio_stop_to_floor_plus_transport"), "", "");
+        Row("ratio teardown / (runc kill + delete + unpin)", Ms("ratio_teardown_to_floor"), "", "");
         Row("ratio ExecSync / runc exec", Ms("ratio_execsync_to_runc_exec"), "", "");
         Row("RunPodSandbox, bridge + portmap network", Ms("net_run_p50_ms"), Ms("net_run_p90_ms"), "");
         Row("StopPodSandbox, bridge + portmap network", Ms("net_stop_p50_ms"), Ms("net_stop_p90_ms"), "");
@@ -92,13 +107,14 @@ internal sealed class Report
         }
         t.AppendLine();
         Row("figure", "value", "", "");
-        Row("------------------------------------------------", "---------", "", "");
+        Row(new string('-', 54), "---------", "", "");
         foreach (var key in f.Keys.Where(k => k.StartsWith('c') && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
             Row($"lifecycles/s with {key[1..key.IndexOf('_')]} client(s)", Ms(key), "", "");
         foreach (var key in f.Keys.Where(k => k.StartsWith("net_c", StringComparison.Ordinal) && k.EndsWith("_lifecycles_per_s", StringComparison.Ordinal)))
             Row($"network lifecycles/s, {key[5..key.IndexOf('_', 5)]} clients", Ms(key), "", "");
         foreach (var key in f.Keys.Where(k => k.StartsWith("floor_cni_c", StringComparison.Ordinal)))
             Row($"floor: chain lifecycles/s, {key[11..key.IndexOf('_', 11)]} at once", Ms(key), "", "");
+        Row($"pods of 2 containers/s, {Plan("container_clients")} clients", Ms("pods2_concurrent_lifecycles_per_s"), "", "");
         Row("ListPodSandbox p50 (ms), all live", Ms("list_p50_ms"), "", "");
         Row("  the same call as bytes, not parsed (ms)", Ms("list_bytes_p50_ms"), "", "");
         Row("  the client's parse of those bytes (ms)", Ms("list_client_parse_p50_ms"), "", "");
@@ -120,12 +136,25 @@ internal sealed class Report
         Row("RSS per live sandbox (KiB), vs warm idle", Ms("rss_marginal_per_sandbox_kib"), "", "");
         Row("RSS after restart with all live (MiB)", Ms("rss_recovered_mib"), "", "");
         Row("RSS after all removed (MiB)", Ms("rss_after_remove_mib"), "", "");
+        Row("RSS before the live containers (MiB)", Ms("rss_before_containers_mib"), "", "");
+        Row("RSS with the live containers (MiB)", Ms("rss_live_containers_mib"), "", "");
+        Row("  daemon RSS per live container (KiB)", Ms("rss_per_live_container_kib"), "", "");
+        Row("  the same per live pod or container (KiB)", Ms("rss_per_live_pod_or_container_kib"), "", "");
+        Row("  conmon VmRSS per container (KiB)", Ms("conmon_rss_kib"), "", "");
+        Row("  conmon Pss per container (KiB)", Ms("conmon_pss_kib"), "", "");
+        Row("  setting up the live containers (s)", Ms("live_containers_setup_s"), "", "");
+        Row("RSS right after the container lifecycles (MiB)", Ms("rss_after_container_load_mib"), "", "");
+        Row("RSS idle after the container lifecycles (MiB)", Ms("rss_idle_after_container_load_mib"), "", "");
+        Row("  minus the fresh idle RSS, 1 s (MiB)", Ms("rss_idle_after_container_load_over_fresh_mib"), "", "");
         Row("RSS peak, VmHWM (MiB)", Ms("rss_peak_mib"), "", "");
         return t.ToString();
     }
 
     public void WriteJson(string path, Plan plan)
     {
+        PlanFigures["container_pods"] = plan.ContainerPods;
+        PlanFigures["containers_per_pod"] = plan.ContainersPerPod;
+        PlanFigures["container_clients"] = plan.ContainerClients;
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         using var stream = File.Create(path);
         using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
@@ -148,6 +177,12 @@ internal sealed class Report
         w.WriteNumber("network_concurrent_lifecycles", plan.NetworkConcurrentLifecycles);
         w.WriteNumber("load_lifecycles", plan.LoadLifecycles);
         w.WriteNumber("idle_seconds", plan.IdleSeconds);
+        w.WriteNumber("containers", plan.Containers);
+        w.WriteNumber("container_pods", plan.ContainerPods);
+        w.WriteNumber("containers_per_pod", plan.ContainersPerPod);
+        w.WriteNumber("container_clients", plan.ContainerClients);
+        w.WriteNumber("container_concurrent_lifecycles", plan.ContainerConcurrentLifecycles);
+        w.WriteNumber("container_load_lifecycles", plan.ContainerLoadLifecycles);
         w.WriteEndObject();
         w.WriteStartObject("figures");
         foreach (var (k, v) in Figures)

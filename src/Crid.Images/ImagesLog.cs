@@ -16,6 +16,9 @@ internal static partial class ImagesLog
     [LoggerMessage(EventId = 303, Level = LogLevel.Information, Message = "pull {Reference}: done, image {ImageId}, {Bytes} bytes fetched in {Milliseconds:0} ms")]
     public static partial void PullDone(ILogger logger, string reference, string imageId, long bytes, double milliseconds);
 
+    [LoggerMessage(EventId = 316, Level = LogLevel.Information, Message = "pull {Reference}: image {ImageId} already present and unchanged, in {Milliseconds:0.0} ms")]
+    public static partial void PullPresent(ILogger logger, string reference, string imageId, double milliseconds);
+
     [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "pull {Reference}: failed: {Reason}")]
     public static partial void PullFailed(ILogger logger, string reference, string reason);
 

@@ -9,7 +9,11 @@ namespace Crid.Linux;
 /// <param name="Bytes">Allocated bytes (st_blocks × 512, as du(1) counts), each inode once.</param>
 /// <param name="Inodes">Distinct inodes, the folder itself included; a hard-linked file counts once.</param>
 /// <param name="Truncated">The walk stopped at its entry or depth bound: the figures are a lower bound.</param>
-public readonly record struct DiskUsage(ulong Bytes, ulong Inodes, bool Truncated);
+public readonly record struct DiskUsage(ulong Bytes, ulong Inodes, bool Truncated)
+{
+    /// <summary>The walked folder's device (statx's stx_dev): the filesystem every counted entry is on.</summary>
+    public (uint Major, uint Minor) Device { get; init; }
+}
 
 /// <summary>
 /// du(1) of a folder whose contents someone else controls (a container's writable layer), walked
@@ -51,7 +55,7 @@ public static unsafe class DirectoryUsage
         var walk = new Walk(st.stx_dev_major, st.stx_dev_minor, maxEntries, maxDepth);
         walk.Count(st);
         walk.Folder(fd, root, 0);
-        return new DiskUsage(walk.Bytes, walk.Inodes, walk.Truncated);
+        return new DiskUsage(walk.Bytes, walk.Inodes, walk.Truncated) { Device = (st.stx_dev_major, st.stx_dev_minor) };
     }
 
     private static int OpenAt(int dirFd, string name)

@@ -27,6 +27,12 @@ public sealed partial class BenchQuickTests(ITestOutputHelper output)
         "net_run_p50_ms", "net_stop_p50_ms", "floor_cni_add_p50_ms", "floor_cni_del_p50_ms",
         "ratio_net_run_to_floor", "ratio_net_stop_to_floor", "net_c8_lifecycles_per_s", "floor_cni_c8_lifecycles_per_s",
         "pod_container_start_p50_ms", "floor_runc_create_start_p50_ms", "ratio_pod_container_to_runc_create_start",
+        "version_p50_ms", "ratio_run_to_floor_plus_transport", "ratio_stop_to_floor_plus_transport",
+        "teardown_p50_ms", "floor_runc_kill_delete_unpin_p50_ms", "ratio_teardown_to_floor",
+        "list_containers_p50_ms", "list_container_stats_p50_ms", "conmon_rss_kib", "conmon_pss_kib",
+        "rss_before_containers_mib", "rss_live_containers_mib",
+        "pods2_concurrent_lifecycles_per_s", "pods2_concurrent_lifecycle_p50_ms", "pods2_concurrent_start_p50_ms",
+        "rss_after_container_load_mib", "rss_idle_after_container_load_mib",
     ];
 
     [Fact]
@@ -50,6 +56,12 @@ public sealed partial class BenchQuickTests(ITestOutputHelper output)
             // late (a 10 s interval) left the quick load's daemon 13.5 MiB above.
             Assert.True(figures["rss_idle_after_load_mib"] <= figures["rss_idle_fresh_mib"] + 10,
                 $"RSS idle after the load {figures["rss_idle_after_load_mib"]:F1} MiB, fresh {figures["rss_idle_fresh_mib"]:F1} MiB");
+            // The same after the container lifecycles (CreateContainer to RemoveContainer, conmon and runc each time).
+            Assert.True(figures["rss_idle_after_container_load_mib"] <= figures["rss_idle_fresh_mib"] + 10,
+                $"RSS idle after the container load {figures["rss_idle_after_container_load_mib"]:F1} MiB, fresh {figures["rss_idle_fresh_mib"]:F1} MiB");
+            var derived = doc.RootElement.GetProperty("derived").EnumerateObject().Select(p => p.Name).ToHashSet();
+            foreach (var key in new[] { "rss_per_live_container_kib", "rss_per_live_pod_or_container_kib" })
+                Assert.True(derived.Contains(key), $"derived figure {key} is missing");
             var machine = doc.RootElement.GetProperty("machine");
             Assert.Equal(Environment.ProcessorCount.ToString(), machine.GetProperty("cores").GetString());
             Assert.Contains(machine.GetProperty("daemon_build").GetString(), new[] { "AOT", "JIT" });

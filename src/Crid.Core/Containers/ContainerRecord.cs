@@ -65,15 +65,24 @@ internal static class ContainerRecord
     }
 
     /// <summary>
-    /// A new container's status storage, writing status.json durably: an exit, once recorded,
-    /// outlives a host crash, as do the states kubelet has been told.
+    /// A new container's status storage, writing status.json atomically, and durably (fsync) once
+    /// the container has exited: a recorded exit outlives a host crash. The states before it do not
+    /// need to: a host crash kills every container, so "created" or "running" is false after it
+    /// whatever the file says, and the restarted daemon records the lost exit (the runtime no
+    /// longer knows the container). Measured, the fsync of "running" cost StartContainer one ext4
+    /// journal commit (docs/benchmark.md, pod + container).
     /// </summary>
     public static StatusStorage<ContainerStatus> NewStatus(string dir, ContainerStatus initial) =>
-        new(initial, Path.Combine(dir, StatusFileName), SerializeStatus, durable: true);
+        new(initial, Path.Combine(dir, StatusFileName), SerializeStatus, durableWhen: s => s.State == ContainerState.Exited);
 
-    /// <summary>Writes the record: the moment the container exists on disk.</summary>
+    /// <summary>
+    /// Writes the record: the moment the container exists on disk. Atomic, not durable, as the
+    /// sandbox's record (SandboxManager.WriteFiles): a record lost or left empty by a host crash is
+    /// a folder Recover deletes, a container that died with the host; and the sandbox record it
+    /// needs is not fsynced either, so an fsync here would not make the container outlive the crash.
+    /// </summary>
     public static void Write(Container c) =>
-        AtomicFiles.Write(Path.Combine(c.Dir, FileName), Serialize(c), AtomicFiles.PrivateFile, durable: true);
+        AtomicFiles.Write(Path.Combine(c.Dir, FileName), Serialize(c), AtomicFiles.PrivateFile, durable: false);
 
     /// <summary>Reads a container folder back: the record and its status.</summary>
     /// <exception cref="FormatException">the files are not a container this daemon wrote.</exception>

@@ -22,17 +22,23 @@ public sealed class StatusStorage<TStatus> where TStatus : class
     private readonly Lock _lock = new();
     private readonly string? _path;
     private readonly Func<TStatus, byte[]> _serialize;
-    private readonly bool _durable;
+    private readonly Func<TStatus, bool> _durable;
     private TStatus _status;
 
     /// <param name="path">the status file; null keeps the status in memory only.</param>
     /// <param name="durable">fsync each write (see <see cref="AtomicFiles"/> for when that is worth it).</param>
     public StatusStorage(TStatus initial, string? path, Func<TStatus, byte[]> serialize, bool durable)
+        : this(initial, path, serialize, _ => durable)
+    {
+    }
+
+    /// <param name="durableWhen">which statuses are fsynced when written (the others are written atomically only).</param>
+    public StatusStorage(TStatus initial, string? path, Func<TStatus, byte[]> serialize, Func<TStatus, bool> durableWhen)
     {
         _status = initial;
         _path = path;
         _serialize = serialize;
-        _durable = durable;
+        _durable = durableWhen;
     }
 
     /// <summary>A status kept in memory only (tests, objects whose status is not persisted).</summary>
@@ -80,6 +86,6 @@ public sealed class StatusStorage<TStatus> where TStatus : class
     private void Persist(TStatus status)
     {
         if (_path is not null)
-            AtomicFiles.Write(_path, _serialize(status), AtomicFiles.PrivateFile, _durable);
+            AtomicFiles.Write(_path, _serialize(status), AtomicFiles.PrivateFile, _durable(status));
     }
 }

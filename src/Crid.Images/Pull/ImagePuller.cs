@@ -68,6 +68,11 @@ public sealed class ImagePuller(ImageStore store, RegistryHosts hosts, RegistryC
             {
                 throw new ManifestException("Docker schema 1 manifests are deprecated and not supported; push the image again with a current client");
             }
+            if (Present(reference, top, manifestBlob) is { } present)
+            {
+                ImagesLog.PullPresent(log, name, present.Id, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                return present.Id;
+            }
             var manifest = ImageManifest.Parse(manifestBlob.Body);
             var configBytes = await client.GetConfigAsync(endpoint, manifest.Config, RegistryClient.MaxConfigBytes, CredsFor(endpoint, creds), cts.Token).ConfigureAwait(false);
             var config = ImageConfig.Parse(configBytes);
@@ -159,6 +164,26 @@ public sealed class ImagePuller(ImageStore store, RegistryHosts hosts, RegistryC
                 ? new NotFoundException($"pulling {name}: {e.Message}")
                 : new RuntimeFailureException($"pulling {name}: {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// The stored image this pull would commit, unchanged: the same manifest (so the same config and
+    /// layers), already under this reference's tag and digest, its layers and kept blobs all there.
+    /// Then the pull is done with the manifest request alone, as containerd's is for a present image
+    /// (it resolves the tag, finds every blob and snapshot present, and fetches nothing): no config
+    /// request, no write of the store's index. Null when anything would change.
+    /// </summary>
+    private StoredImage? Present(ImageReference reference, RegistryClient.Manifest top, RegistryClient.Manifest manifest)
+    {
+        var image = store.Current.Images.FirstOrDefault(i => i.ManifestDigest == manifest.Digest);
+        if (image is null
+            || (reference.TagReference is { } tag && !image.RepoTags.Contains(tag))
+            || !image.RepoDigests.Contains(reference.DigestReference(top.Digest))
+            || image.Layers.Any(l => store.Layer(l) is null)
+            || image.Blobs.Any(b => !File.Exists(store.BlobPath(b)))
+            || !image.Blobs.Contains(top.Digest) || !image.Blobs.Contains(manifest.Digest) || !image.Blobs.Contains(image.Id))
+            return null;
+        return image;
     }
 
     /// <summary>The top manifest or index, from the first endpoint (mirrors first) that serves it.</summary>

@@ -106,19 +106,27 @@ public sealed partial class ImageStore
     {
         foreach (var file in new DirectoryInfo(HoldsDir).EnumerateFiles("*.json"))
         {
-            HoldRecord? record = null;
-            try
-            {
-                var bytes = File.ReadAllBytes(file.FullName);
-                if (bytes.Length > 0)
-                    record = JsonSerializer.Deserialize(bytes, StoreJson.Default.HoldRecord);
-            }
-            catch (Exception e) when (e is JsonException or IOException)
-            {
-                ImagesLog.HoldUnreadable(_log, file.FullName, e.Message);
-            }
-            if (record is not null)
+            if (ReadHold(file.FullName) is { } record)
                 yield return (Path.GetFileNameWithoutExtension(file.Name), record);
         }
+    }
+
+    /// <summary>One hold record; null when it is missing, empty or unreadable (logged).</summary>
+    private HoldRecord? ReadHold(string path)
+    {
+        try
+        {
+            var bytes = File.ReadAllBytes(path);
+            if (bytes.Length > 0)
+                return JsonSerializer.Deserialize(bytes, StoreJson.Default.HoldRecord);
+        }
+        catch (FileNotFoundException)
+        {
+        }
+        catch (Exception e) when (e is JsonException or IOException)
+        {
+            ImagesLog.HoldUnreadable(_log, path, e.Message);
+        }
+        return null;
     }
 }

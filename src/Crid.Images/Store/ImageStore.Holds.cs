@@ -45,10 +45,10 @@ public sealed partial class ImageStore : IContainerImages
         Mutate(index =>
         {
             var path = HoldPath(containerId);
-            if (File.Exists(path))
+            // An empty one (a host crash after a write without fsync) reads as none and is rewritten.
+            if (ReadHold(path) is { } existing)
             {
-                var existing = JsonSerializer.Deserialize(File.ReadAllBytes(path), StoreJson.Default.HoldRecord);
-                if (existing is not null && existing.Layers.All(c => index.Layers.Any(l => l.ChainId == c)))
+                if (existing.Layers.All(c => index.Layers.Any(l => l.ChainId == c)))
                 {
                     layers = existing.Layers;
                     return index;
@@ -57,7 +57,12 @@ public sealed partial class ImageStore : IContainerImages
             var id = imageId.StartsWith("sha256:", StringComparison.Ordinal) ? imageId : "sha256:" + imageId;
             var image = index.Images.FirstOrDefault(i => i.Id == id)
                 ?? throw new NotFoundException($"image {imageId} is not present");
-            StoreFiles.WriteAtomic(path, JsonSerializer.SerializeToUtf8Bytes(new HoldRecord { ImageId = image.Id, Layers = image.Layers }, StoreJson.Default.HoldRecord), TmpDir);
+            // Atomic, not fsynced (it cost every CreateContainer two ext4 journal commits): a hold
+            // matters while its container can run, and a host crash ends that. After one, a hold
+            // lost or left empty (read as absent) can only let a collection take the layers of an
+            // image already removed, under a container that died with the host: RemoveContainer
+            // of it still works, and nothing can start it again (CRI never restarts a container).
+            StoreFiles.WriteAtomic(path, JsonSerializer.SerializeToUtf8Bytes(new HoldRecord { ImageId = image.Id, Layers = image.Layers }, StoreJson.Default.HoldRecord), TmpDir, durable: false);
             layers = image.Layers;
             return index;
         });
@@ -73,8 +78,16 @@ public sealed partial class ImageStore : IContainerImages
             return;
         Mutate(index =>
         {
-            File.Delete(HoldPath(containerId));
-            _collectAfterMutate = true;
+            var path = HoldPath(containerId);
+            var held = ReadHold(path);
+            File.Delete(path);
+            // A collection reads every hold (one file per container): at 1,000 live containers that
+            // was 1,000 files per RemoveContainer. It can only find something when this hold kept a
+            // layer no image has; while the hold's image is in the index with all its layers (an id
+            // is a config digest, so its layers never change), nothing became unused.
+            _collectAfterMutate = held is null
+                || index.Images.FirstOrDefault(i => i.Id == held.ImageId) is not { } image
+                || held.Layers.Any(l => !image.Layers.Contains(l));
             return index;
         });
     }

@@ -9,9 +9,11 @@ internal static class StoreFiles
 
     /// <summary>
     /// Temporary file, fsync, rename over the target, fsync of the folder: a crash at any instant
-    /// leaves the old content or the new, and the new outlives a host crash too.
+    /// leaves the old content or the new, and the new outlives a host crash too. Not
+    /// <paramref name="durable"/>: no fsync, still atomic against a daemon crash (the page cache
+    /// outlives it); after a host crash the file is old, new, or empty.
     /// </summary>
-    public static void WriteAtomic(string path, ReadOnlySpan<byte> content, string tmpDir)
+    public static void WriteAtomic(string path, ReadOnlySpan<byte> content, string tmpDir, bool durable = true)
     {
         var temp = Path.Combine(tmpDir, $"{Path.GetFileName(path)}.{Environment.ProcessId}-{Environment.CurrentManagedThreadId}-{Random.Shared.Next():x}");
         try
@@ -25,11 +27,13 @@ internal static class StoreFiles
             }))
             {
                 f.Write(content);
-                f.Flush(flushToDisk: true);
+                if (durable)
+                    f.Flush(flushToDisk: true);
             }
             File.Move(temp, path, overwrite: true);
             temp = null;
-            HostFiles.SyncDirectory(Path.GetDirectoryName(path)!);
+            if (durable)
+                HostFiles.SyncDirectory(Path.GetDirectoryName(path)!);
         }
         finally
         {
