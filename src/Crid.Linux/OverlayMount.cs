@@ -141,6 +141,12 @@ public static class OverlayMount
             var options = Options(target, names.ToString(), upperDir, workDir);
             OnMountThread(() => MountFrom("/proc/self/fd", target, options));
         }
+        catch (SyscallException e) when (e.Syscall == "mount" && e.Errno == EINVAL)
+        {
+            // The likely cause, named for the operator: before 6.15 overlayfs refuses detached
+            // mounts as layers with EINVAL, and nothing else in this mount differs from a plain one.
+            throw new SyscallException(e.Message + " (id-mapped layers for a user-namespaced pod need Linux 6.15 or later)", e.Errno, e.Syscall, e.Path);
+        }
         finally
         {
             foreach (var tree in trees)
