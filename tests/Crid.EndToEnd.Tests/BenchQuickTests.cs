@@ -10,6 +10,7 @@ namespace Crid.EndToEnd.Tests;
 /// number), and the run leaves no pin, no process and no folder behind. The figures themselves are
 /// not asserted: timings on a shared machine are for the benchmark, not for a test.
 /// </summary>
+[Collection(HostNatCollection.Name)]
 public sealed partial class BenchQuickTests(ITestOutputHelper output)
 {
     private static readonly string[] Expected =

@@ -16,6 +16,7 @@ namespace Crid.EndToEnd.Tests;
 /// host-local keeps its store in the test's temp folder. No traffic leaves 127.0.0.0/8 and that subnet.
 /// One class, so the tests never run at the same time and the iptables cleanup sees only its own rules.
 /// </summary>
+[Collection(HostNatCollection.Name)]
 public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const string PluginDir = "/usr/lib/cni";
