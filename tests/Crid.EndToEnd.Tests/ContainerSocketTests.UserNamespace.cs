@@ -54,7 +54,7 @@ public sealed partial class ContainerSocketTests
         // The pod's root (host uid 100000) passes through every folder down to the rootfs, as it
         // would through /var/lib: temporary folders are made 0700, the daemon's own are searchable.
         File.SetUnixFileMode(d.Dir, (UnixFileMode)0x1c9 /* 0711 */);
-        // rslave needs a shared source: a bind mount of the folder onto itself, made rshared.
+        // rslave needs a propagating source: a bind mount of the folder onto itself, made rshared.
         var propagating = Directory.CreateDirectory(Path.Combine(d.Dir, "propagating")).FullName;
         Sh($"mount --bind {propagating} {propagating} && mount --make-rshared {propagating}");
         try
@@ -110,7 +110,7 @@ public sealed partial class ContainerSocketTests
         Assert.Equal("it ended\n", await File.ReadAllTextAsync(termination));
         Assert.Equal("renamed", await WordsAsync(d, a, "echo renamed > /etc/hostname && cat /etc/hostname"));
         Assert.Contains("nameserver", await ExecAsync(d, a, "cat /etc/resolv.conf; echo nameserver >> /etc/resolv.conf"));
-        Assert.Equal("0:0 shared", await WordsAsync(d, a, "echo shared > /dev/shm/f && stat -c %u:%g /dev/shm && cat /dev/shm/f"));
+        Assert.Equal("0:0 inpodshm", await WordsAsync(d, a, "echo inpodshm > /dev/shm/f && stat -c %u:%g /dev/shm && cat /dev/shm/f"));
         // A mount made on the host after the start reaches the container through rslave.
         Directory.CreateDirectory(Path.Combine(propagating, "late"));
         Sh($"mount -t tmpfs -o size=1m late {propagating}/late && echo propagated > {propagating}/late/file");
@@ -124,7 +124,7 @@ public sealed partial class ContainerSocketTests
         Assert.Equal("1000 0:0", await WordsAsync(d, b, "echo $(id -u) $(stat -c %u:%g /bin/busybox)"));
         Assert.Equal("1000:0", await WordsAsync(d, b, "echo x > /tmp/mine && stat -c %u:%g /tmp/mine"));
         Assert.NotEqual(0, (await d.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = b, Cmd = { "/bin/sh", "-c", "echo x > /etc/group" }, Timeout = 10 })).ExitCode);
-        Assert.Equal("shared", await WordsAsync(d, b, "cat /dev/shm/f"));
+        Assert.Equal("inpodshm", await WordsAsync(d, b, "cat /dev/shm/f"));
         Assert.Equal("101000 101000 101000 101000", HostIds(PidOf(await StatusAsync(d, b, verbose: true)), "Uid"));
 
         // The image's volume is the container's to write, as root.
