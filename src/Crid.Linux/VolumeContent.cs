@@ -103,7 +103,7 @@ public static unsafe class VolumeContent
 
         private void Entry(SafeFd source, SafeFd target, string name, string path, int depth)
         {
-            using var n = new Utf8(name);
+            using var n = new NativeUtf8(name);
             statx st;
             using (var s = source.Borrow())
             {
@@ -127,7 +127,7 @@ public static unsafe class VolumeContent
                     var key = (st.stx_dev_major, st.stx_dev_minor, st.stx_ino);
                     if (st.stx_nlink > 1 && _links.TryGetValue(key, out var first))
                     {
-                        using var proc = new Utf8($"/proc/self/fd/{Fd(first)}");
+                        using var proc = new NativeUtf8($"/proc/self/fd/{Fd(first)}");
                         Check(linkat(AT_FDCWD, proc.Ptr, Fd(target), n.Ptr, AT_SYMLINK_FOLLOW), "linkat", path);
                         break;
                     }
@@ -144,7 +144,7 @@ public static unsafe class VolumeContent
                 case S_IFLNK:
                 {
                     var link = ReadLink(source, n, path);
-                    using var t = new Utf8(link);
+                    using var t = new NativeUtf8(link);
                     Check(symlinkat(t.Ptr, Fd(target), n.Ptr), "symlinkat", path);
                     FinishAt(source, target, name, n, st, path, isSymlink: true);
                     break;
@@ -180,7 +180,7 @@ public static unsafe class VolumeContent
         }
 
         /// <summary>The same for a symlink or node, named in its parent folders (never followed).</summary>
-        private void FinishAt(SafeFd source, SafeFd target, string name, Utf8 n, statx st, string path, bool isSymlink)
+        private void FinishAt(SafeFd source, SafeFd target, string name, NativeUtf8 n, statx st, string path, bool isSymlink)
         {
             Check(fchownat(Fd(target), n.Ptr, (uid_t)st.stx_uid, (gid_t)st.stx_gid, AT_SYMLINK_NOFOLLOW), "fchownat", path);
             // The name is a node just made by mknodat, not a symlink: fchmodat cannot take AT_SYMLINK_NOFOLLOW on glibc 2.36.
@@ -283,7 +283,7 @@ public static unsafe class VolumeContent
             }
         }
 
-        private static string ReadLink(SafeFd dir, Utf8 name, string path)
+        private static string ReadLink(SafeFd dir, NativeUtf8 name, string path)
         {
             var buffer = new byte[4096];
             fixed (byte* b = buffer)
@@ -337,7 +337,7 @@ public static unsafe class VolumeContent
             }
         }
 
-        private static SafeFd OpenAt(SafeFd dir, Utf8 name, int flags, uint mode, string path)
+        private static SafeFd OpenAt(SafeFd dir, NativeUtf8 name, int flags, uint mode, string path)
         {
             int fd = openat(Fd(dir), name.Ptr, flags, (mode_t)mode);
             if (fd < 0)
@@ -360,21 +360,5 @@ public static unsafe class VolumeContent
         }
 
         public override string ToString() => destination;
-    }
-
-    /// <summary>A NUL-terminated UTF-8 copy of a string in native memory, for Tmds.LibC's byte* parameters.</summary>
-    private readonly struct Utf8 : IDisposable
-    {
-        public readonly byte* Ptr;
-
-        public Utf8(string s)
-        {
-            var len = Encoding.UTF8.GetByteCount(s);
-            Ptr = (byte*)NativeMemory.Alloc((nuint)len + 1);
-            Encoding.UTF8.GetBytes(s, new Span<byte>(Ptr, len));
-            Ptr[len] = 0;
-        }
-
-        public void Dispose() => NativeMemory.Free(Ptr);
     }
 }

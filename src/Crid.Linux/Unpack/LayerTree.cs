@@ -41,7 +41,7 @@ public sealed unsafe class LayerTree : IDisposable
     /// <summary>Opens an existing, empty-or-partial layer folder.</summary>
     public static LayerTree Open(string root)
     {
-        using var path = new Utf8(root);
+        using var path = new NativeUtf8(root);
         var fd = openat(AT_FDCWD, path.Ptr, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW, (mode_t)0);
         if (fd < 0)
             throw Fail("open", root);
@@ -53,7 +53,7 @@ public sealed unsafe class LayerTree : IDisposable
     {
         var (parentOrNull, name) = Parent(path, create: true);
         var parent = parentOrNull!;
-        using var n = new Utf8(name);
+        using var n = new NativeUtf8(name);
         if (mkdirat(Fd(parent), n.Ptr, (mode_t)(mode & 0xFFF)) == 0)
             return;
         var err = errno;
@@ -71,7 +71,7 @@ public sealed unsafe class LayerTree : IDisposable
     {
         var (parentOrNull, name) = Parent(path, create: true);
         var parent = parentOrNull!;
-        using var n = new Utf8(name);
+        using var n = new NativeUtf8(name);
         var fd = openat(Fd(parent), n.Ptr, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)0x180);
         if (fd < 0 && errno == EEXIST)
         {
@@ -87,8 +87,8 @@ public sealed unsafe class LayerTree : IDisposable
     {
         var (parentOrNull, name) = Parent(path, create: true);
         var parent = parentOrNull!;
-        using var n = new Utf8(name);
-        using var t = new Utf8(target);
+        using var n = new NativeUtf8(name);
+        using var t = new NativeUtf8(target);
         if (symlinkat(t.Ptr, Fd(parent), n.Ptr) == 0)
             return;
         if (errno != EEXIST)
@@ -104,8 +104,8 @@ public sealed unsafe class LayerTree : IDisposable
         using var targetParent = OpenParentOwned(target, out var targetName);
         var (parentOrNull, name) = Parent(path, create: true);
         var parent = parentOrNull!;
-        using var n = new Utf8(name);
-        using var t = new Utf8(targetName);
+        using var n = new NativeUtf8(name);
+        using var t = new NativeUtf8(targetName);
         if (linkat(Fd(targetParent), t.Ptr, Fd(parent), n.Ptr, 0) == 0)
             return;
         var err = errno;
@@ -126,7 +126,7 @@ public sealed unsafe class LayerTree : IDisposable
             | ((ulong)(minor & 0xffffff00) << 12) | (minor & 0xff);
         var (parentOrNull, name) = Parent(path, create: true);
         var parent = parentOrNull!;
-        using var n = new Utf8(name);
+        using var n = new NativeUtf8(name);
         if (mknodat(Fd(parent), n.Ptr, (mode_t)((uint)type | (mode & 0xFFF)), (dev_t)dev) == 0)
             return;
         if (errno != EEXIST)
@@ -163,7 +163,7 @@ public sealed unsafe class LayerTree : IDisposable
     public void SetOwnerAndMode(string path, uint uid, uint gid, uint mode, bool isSymlink)
     {
         var (parent, name) = ParentOrRoot(path);
-        using var n = new Utf8(name);
+        using var n = new NativeUtf8(name);
         var at = name.Length == 0 ? Dot : n.Ptr;
         if (fchownat(Fd(parent), at, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) != 0)
             throw Fail("fchownat", path);
@@ -178,7 +178,7 @@ public sealed unsafe class LayerTree : IDisposable
     public void SetTimes(string path, DateTimeOffset access, DateTimeOffset modified)
     {
         var (parent, name) = ParentOrRoot(path);
-        using var n = new Utf8(name);
+        using var n = new NativeUtf8(name);
         var times = stackalloc timespec[2];
         times[0] = ToTimespec(access);
         times[1] = ToTimespec(modified);
@@ -208,7 +208,7 @@ public sealed unsafe class LayerTree : IDisposable
         var (parent, name) = Parent(path, create: false);
         if (parent is null)
             return 0;
-        using var n = new Utf8(name);
+        using var n = new NativeUtf8(name);
         return TypeOf(parent, n, path);
     }
 
@@ -228,7 +228,7 @@ public sealed unsafe class LayerTree : IDisposable
         Dot[1] = 0;
     }
 
-    private int TypeOf(SafeFd parent, Utf8 name, string path)
+    private int TypeOf(SafeFd parent, NativeUtf8 name, string path)
     {
         stat st;
         if (fstatat(Fd(parent), name.Ptr, &st, AT_SYMLINK_NOFOLLOW) != 0)
@@ -242,7 +242,7 @@ public sealed unsafe class LayerTree : IDisposable
 
     private void RemoveAt(SafeFd parent, string name, string path)
     {
-        using var n = new Utf8(name);
+        using var n = new NativeUtf8(name);
         if (unlinkat(Fd(parent), n.Ptr, 0) == 0)
             return;
         var err = errno;
@@ -311,7 +311,7 @@ public sealed unsafe class LayerTree : IDisposable
             var parentFd = i == 1 ? null : OpenBeneath(string.Join('/', parts, 0, i - 1), out _);
             try
             {
-                using var n = new Utf8(parts[i - 1]);
+                using var n = new NativeUtf8(parts[i - 1]);
                 if (mkdirat(Fd(parentFd ?? _root), n.Ptr, (mode_t)(0x1ED)) != 0)
                 {
                     var err = errno;
@@ -328,7 +328,7 @@ public sealed unsafe class LayerTree : IDisposable
 
     private SafeFd? OpenBeneath(string dir, out int error)
     {
-        using var p = new Utf8(dir);
+        using var p = new NativeUtf8(dir);
         var how = new open_how { flags = (ulong)(O_PATH | O_DIRECTORY | O_CLOEXEC), resolve = Resolve };
         var fd = openat2(Fd(_root), p.Ptr, &how, (size_t)(ulong)sizeof(open_how));
         if (fd >= 0)
@@ -369,20 +369,4 @@ public sealed unsafe class LayerTree : IDisposable
     private static SyscallException Fail(string syscall, string path) => Interop.Error(syscall, path);
 
     private static SyscallException Fail(string syscall, string path, int errno) => Interop.Error(errno, syscall, path);
-
-    /// <summary>A NUL-terminated UTF-8 copy of a string in native memory, for Tmds.LibC's byte* parameters.</summary>
-    private readonly struct Utf8 : IDisposable
-    {
-        public readonly byte* Ptr;
-
-        public Utf8(string s)
-        {
-            var len = Encoding.UTF8.GetByteCount(s);
-            Ptr = (byte*)NativeMemory.Alloc((nuint)len + 1);
-            Encoding.UTF8.GetBytes(s, new Span<byte>(Ptr, len));
-            Ptr[len] = 0;
-        }
-
-        public void Dispose() => NativeMemory.Free(Ptr);
-    }
 }
