@@ -145,19 +145,16 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task A_plugin_that_fails_or_hangs_fails_the_call_and_leaves_nothing_behind(string fake, string expected)
     {
         await using var net = new TestNetwork();
-        var bin = Path.Combine(net.Dir, "bin");
-        Directory.CreateDirectory(bin);
+        var bin = net.FakeBin;
         // Fakes as tiny shell scripts: "fail" answers ADD with a CNI error object; "hang" never answers
         // ADD (from a child process, which must die with it). Both accept DEL, as a real plugin would.
         // The sleep's length is this run's own: other checkouts run this test on the same machine.
         var sleepSeconds = 3600 + RandomNumberGenerator.GetInt32(1_000_000);
-        File.WriteAllText(Path.Combine(bin, "fail"),
+        net.WriteFakePlugin("fail",
             "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then\n  echo 'fake plugin stderr line' >&2\n" +
             "  printf '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"boom from the fake plugin\"}'\n  exit 1\nfi\nexit 0\n");
-        File.WriteAllText(Path.Combine(bin, "hang"),
+        net.WriteFakePlugin("hang",
             $"#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then sleep {sleepSeconds}; fi\nexit 0\n");
-        foreach (var f in Directory.EnumerateFiles(bin))
-            File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
         net.WriteConflist("10-crid-test.conflist", net.Bridge(), new JsonObject { ["type"] = fake });
         await using var d = await DaemonProcess.StartAsync([.. net.DaemonArgs($"{bin},{PluginDir}"), "--cni-timeout", "2"]);
@@ -197,16 +194,13 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task A_failed_DEL_is_owed_across_a_restart_and_Remove_retries_it()
     {
         await using var net = new TestNetwork();
-        var bin = Path.Combine(net.Dir, "bin");
-        Directory.CreateDirectory(bin);
+        var bin = net.FakeBin;
         var fixedMarker = Path.Combine(net.Dir, "del-works");
         // First in the list, so its ADD result is a bare one bridge accepts as prevResult, and last on
         // DEL (reverse order), after bridge's; its DEL fails until the marker exists.
-        var script = Path.Combine(bin, "delfail");
-        File.WriteAllText(script,
+        net.WriteFakePlugin("delfail",
             "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then printf '{\"cniVersion\":\"1.0.0\"}'; exit 0; fi\n" +
             $"if [ \"$CNI_COMMAND\" = DEL ] && [ ! -e '{fixedMarker}' ]; then printf '{{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"DEL refused by the fake\"}}'; exit 1; fi\nexit 0\n");
-        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         net.WriteConflist("10-crid-test.conflist", new JsonObject { ["type"] = "delfail" }, net.Bridge());
         string[] args = [.. net.DaemonArgs($"{bin},{PluginDir}")];
         await using var d = await DaemonProcess.StartAsync(args);
@@ -312,12 +306,10 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task A_Run_the_client_gave_up_on_is_finished_and_its_retry_gets_the_sandbox()
     {
         await using var net = new TestNetwork();
-        var bin = Path.Combine(net.Dir, "bin");
-        Directory.CreateDirectory(bin);
+        var bin = net.FakeBin;
         // A plugin that takes its time, as bridge does on a loaded node, then succeeds.
-        File.WriteAllText(Path.Combine(bin, "slow"),
+        net.WriteFakePlugin("slow",
             "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then sleep 1.5; printf '{\"cniVersion\":\"1.0.0\"}'; fi\nexit 0\n");
-        File.SetUnixFileMode(Path.Combine(bin, "slow"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         net.WriteConflist("10-crid-test.conflist", new JsonObject { ["type"] = "slow" });
         await using var d = await DaemonProcess.StartAsync(net.DaemonArgs($"{bin},{PluginDir}"));
         try
@@ -576,15 +568,12 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task A_plugin_still_running_the_ADD_of_a_killed_daemon_is_killed_before_the_DEL()
     {
         await using var net = new TestNetwork();
-        var bin = Path.Combine(net.Dir, "bin");
-        Directory.CreateDirectory(bin);
+        var bin = net.FakeBin;
         var started = Path.Combine(net.Dir, "add-started");
         var finished = Path.Combine(net.Dir, "add-finished");
-        var script = Path.Combine(bin, "slowadd");
-        File.WriteAllText(script,
+        net.WriteFakePlugin("slowadd",
             "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then\n" +
             $"  touch '{started}'; sleep 3; touch '{finished}'\n  printf '{{\"cniVersion\":\"1.0.0\"}}'\nfi\nexit 0\n");
-        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         net.WriteConflist("10-crid-test.conflist", new JsonObject { ["type"] = "slowadd" }, net.Bridge());
         string[] args = [.. net.DaemonArgs($"{bin},{PluginDir}")];
         await using var d = await DaemonProcess.StartAsync(args);
@@ -757,6 +746,18 @@ internal sealed class TestNetwork : IAsyncDisposable
     }
 
     public string[] DaemonArgs(string binDirs) => ["--cni-conf-dir", ConfDir, "--cni-bin-dir", binDirs];
+
+    /// <summary>The folder of the test's fake plugins (shell scripts), put before the real plugins' on the bin path.</summary>
+    public string FakeBin => Path.Combine(Dir, "bin");
+
+    /// <summary>Writes an executable fake plugin named <paramref name="name"/> into <see cref="FakeBin"/>.</summary>
+    public void WriteFakePlugin(string name, string script)
+    {
+        Directory.CreateDirectory(FakeBin);
+        var path = Path.Combine(FakeBin, name);
+        File.WriteAllText(path, script);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
 
     public JsonObject Bridge() => new()
     {
