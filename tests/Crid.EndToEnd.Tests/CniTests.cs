@@ -766,6 +766,8 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
 /// </summary>
 internal sealed class TestNetwork : IAsyncDisposable
 {
+    // First: what is read below must not change under another checkout's cleanup (see HostNatLock).
+    private readonly Crid.Bench.HostNatLock _hostNat = Crid.Bench.HostNatLock.Take(TimeSpan.FromMinutes(10));
     private readonly string _ipForward = File.ReadAllText("/proc/sys/net/ipv4/ip_forward");
     private readonly HashSet<string> _chainsBefore = NatChains();
 
@@ -879,6 +881,7 @@ internal sealed class TestNetwork : IAsyncDisposable
         }
         File.WriteAllText("/proc/sys/net/ipv4/ip_forward", _ipForward);
         Directory.Delete(Dir, recursive: true);
+        _hostNat.Dispose();
         return ValueTask.CompletedTask;
     }
 
