@@ -15,9 +15,10 @@ namespace Crid.Core.Sandboxes;
 public sealed partial class SandboxManager
 {
     /// <summary>
-    /// RunPodSandbox: validate, reserve the name, record the pins' uuid, pin the namespaces, attach the
-    /// pod network, start the infra process when the pod shares a pid namespace, write the files, and
-    /// only then make the sandbox visible. Whatever fails, everything done so far is undone in reverse
+    /// RunPodSandbox: validate, reserve the name, record the pins' uuid, pin the namespaces (and,
+    /// meanwhile, make the sandbox's folder, /dev/shm and files), attach the pod network, start the
+    /// infra process when the pod shares a pid namespace, write the record, and only then make the
+    /// sandbox visible. Whatever fails, everything done so far is undone in reverse
     /// order. The work does not stop when the client gives up (<paramref name="cancel"/> only ends the
     /// wait): a retry with the same config gets the sandbox it made (see <see cref="PendingCreations{T}"/>).
     /// </summary>
