@@ -58,8 +58,10 @@ internal static class Daemon
         try
         {
             // crid has its own config (--config); appsettings.json is never read, and reloading it
-            // would watch the working folder with inotify, every folder below it included (a
-            // daemon started in / would watch the whole tree and wake on every file made anywhere).
+            // watched the working folder with inotify, every folder below it included (started by
+            // systemd, that is /), waking a thread on every file made anywhere below. One more
+            // such watch of the working folder remains, made by the host while it starts (not by
+            // the config reload: --hostBuilder:reloadConfigOnChange and the content root leave it).
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
             ConfigureLogging(builder.Logging, options.LogLevel);
             // The socket's reads and writes run on the thread that is already there instead of being
