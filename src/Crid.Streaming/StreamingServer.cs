@@ -59,7 +59,9 @@ public sealed class StreamingServer : IAsyncDisposable
     /// <summary>Binds the listener; <see cref="IOException"/> when the address cannot be had.</summary>
     public async Task StartAsync(CancellationToken cancel = default)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        // No appsettings reload: it would watch the daemon's working folder and every folder below
+        // it with inotify (under systemd, all of /). The daemon's own host is made the same way.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         // The daemon's logging (levels, format, filters) for Kestrel's lines too.
         builder.Logging.ClearProviders();
         builder.Services.Replace(ServiceDescriptor.Singleton(_loggers));

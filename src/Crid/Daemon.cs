@@ -59,9 +59,8 @@ internal static class Daemon
         {
             // crid has its own config (--config); appsettings.json is never read, and reloading it
             // watched the working folder with inotify, every folder below it included (started by
-            // systemd, that is /), waking a thread on every file made anywhere below. One more
-            // such watch of the working folder remains, made by the host while it starts (not by
-            // the config reload: --hostBuilder:reloadConfigOnChange and the content root leave it).
+            // systemd, that is /), waking a thread on every file made anywhere below. The streaming
+            // server's host is made the same way; DaemonTests checks that no such watch is left.
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
             ConfigureLogging(builder.Logging, options.LogLevel);
             // The socket's reads and writes run on the thread that is already there instead of being

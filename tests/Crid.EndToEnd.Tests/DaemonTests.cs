@@ -183,6 +183,32 @@ public sealed class DaemonTests
         Assert.Equal(Private, File.GetUnixFileMode(Path.Combine(d.StateDir, "images", "blobs", "sha256")));
     }
 
+    /// <summary>
+    /// ASP.NET Core's hosts reload appsettings.json on change by default, watching the working folder
+    /// and every folder below it with inotify: under systemd that is all of /. Both of crid's hosts (the
+    /// gRPC server and the streaming server) turn it off; the daemon's own watches (the CNI config
+    /// folder) remain.
+    /// </summary>
+    [Fact]
+    public async Task The_daemon_watches_nothing_in_its_working_folder()
+    {
+        await using var d = await DaemonProcess.StartAsync();
+        await d.Runtime.VersionAsync(new VersionRequest());
+        var pid = d.Process.Id;
+        // fdinfo names each watched inode in hex.
+        var cwdInode = Convert.ToString(long.Parse(Tool.Run("stat", "-c", "%i", $"/proc/{pid}/cwd/.").Stdout.Trim()), 16);
+        var watched = new List<string>();
+        foreach (var fd in Directory.GetFiles($"/proc/{pid}/fd"))
+        {
+            if (new FileInfo(fd).LinkTarget != "anon_inode:inotify")
+                continue;
+            watched.AddRange(File.ReadAllLines($"/proc/{pid}/fdinfo/{Path.GetFileName(fd)}")
+                .Where(l => l.StartsWith("inotify ", StringComparison.Ordinal))
+                .Select(l => l.Split(' ').Single(w => w.StartsWith("ino:", StringComparison.Ordinal))[4..]));
+        }
+        Assert.False(watched.Contains(cwdInode), $"the working folder (inode {cwdInode}) is watched; all watches: {string.Join(", ", watched)}");
+    }
+
     [Fact]
     public async Task Sigterm_exits_0_within_a_second()
     {
