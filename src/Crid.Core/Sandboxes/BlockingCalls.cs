@@ -18,7 +18,9 @@ namespace Crid.Core.Sandboxes;
 /// </remarks>
 internal static class BlockingCalls
 {
-    private static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(10);
+    // Long enough for back-to-back calls and a burst's tail; short enough that the threads (their
+    // stacks) are gone before the daemon's idle RSS is measured, 5 s after a load in the quick bench.
+    private static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(2);
     private static readonly BlockingCollection<Action> Queue = [];
 
     // Threads waiting for work that no call has claimed yet.
