@@ -76,14 +76,17 @@ public sealed partial class ConmonRuntime
                     try
                     {
                         await bundleReady.ConfigureAwait(false);
+                        CheckConfig(request);
                     }
                     catch
                     {
+                        // Killed while it still waits, before the start pipe closes: conmon reads
+                        // the end of the pipe as the start byte and would run runc create.
                         bundleFailed = true;
+                        conmon.Signal(Signals.SIGKILL);
+                        await conmon.Exited.ConfigureAwait(false);
                         throw;
                     }
-
-                    CheckConfig(request);
                 }
 
                 released = true;
