@@ -15,6 +15,8 @@ namespace Crid.Bench;
 internal sealed class BenchNetwork : IDisposable
 {
     public const string BinDir = "/usr/lib/cni";
+    // First: what is read below must not change under another run's cleanup (see HostNatLock).
+    private readonly HostNatLock _hostNat = HostNatLock.Take(TimeSpan.FromMinutes(10));
     private readonly string _ipForward = File.ReadAllText("/proc/sys/net/ipv4/ip_forward");
     private readonly HashSet<string> _chainsBefore = NatChains();
 
@@ -155,6 +157,7 @@ internal sealed class BenchNetwork : IDisposable
                 Tool("iptables", "-t", "nat", "-X", chain);
         }
         File.WriteAllText("/proc/sys/net/ipv4/ip_forward", _ipForward);
+        _hostNat.Dispose();
     }
 
     /// <summary>A rule of iptables-save as arguments: it double-quotes those with spaces (comments).</summary>

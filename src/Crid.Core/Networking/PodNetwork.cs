@@ -25,6 +25,16 @@ public sealed class PodNetwork
     private readonly CniConfigDir _configDir;
     private volatile string _podCidr = "";
 
+    // The network configs (by their text) that have had a successful ADD since the daemon started, and
+    // the gate every ADD on any other config passes alone. Plugins set up shared host state on their
+    // first ADD and not all of them do it safely at once: Debian's portmap 1.1.1 on iptables-nft
+    // fails one of several concurrent first ADDs with "CHAIN_USER_ADD failed (File exists)" or "No
+    // chain/target/match" while each creates the CNI-HOSTPORT-* chains (measured: 2 of 160 ADDs in
+    // ten bursts of 16 on a host without the chains). kubelet would retry the pod after a back-off;
+    // one ADD at a time until one has succeeded costs only the first pods of a burst their wait.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _warmNetworks = new();
+    private readonly SemaphoreSlim _firstAdd = new(1, 1);
+
     public PodNetwork(CridOptions options, ILogger<PodNetwork> log)
     {
         _options = options;
@@ -87,9 +97,33 @@ public sealed class PodNetwork
     /// <summary>
     /// CNI ADD of every plugin of <paramref name="network"/>, in order, with the arguments
     /// <paramref name="intent"/> recorded (see <see cref="Intend"/>). On failure everything the plugins
-    /// did is undone by a best-effort DEL, and the plugin's own message is thrown.
+    /// did is undone by a best-effort DEL, and the plugin's own message is thrown. Until an ADD on this
+    /// network config has succeeded, ADDs run one at a time (see <c>_warmNetworks</c>).
     /// </summary>
     internal async Task<NetworkAttachment> AttachAsync(string id, NetworkIntent intent, CniNetwork network, CancellationToken cancel)
+    {
+        if (_warmNetworks.ContainsKey(network.Json))
+            return await AddAsync(id, intent, network, cancel).ConfigureAwait(false);
+        await _firstAdd.WaitAsync(cancel).ConfigureAwait(false);
+        if (_warmNetworks.ContainsKey(network.Json))
+        {
+            // The ADD this one waited behind succeeded: the rest of the burst goes at once.
+            _firstAdd.Release();
+            return await AddAsync(id, intent, network, cancel).ConfigureAwait(false);
+        }
+        try
+        {
+            var attachment = await AddAsync(id, intent, network, cancel).ConfigureAwait(false);
+            _warmNetworks.TryAdd(network.Json, 0);
+            return attachment;
+        }
+        finally
+        {
+            _firstAdd.Release();
+        }
+    }
+
+    private async Task<NetworkAttachment> AddAsync(string id, NetworkIntent intent, CniNetwork network, CancellationToken cancel)
     {
         var netns = intent.NetNs;
         var ports = ParsePorts(intent.PortMappingsJson);
