@@ -108,56 +108,36 @@ public sealed partial class ContainerManager
                     undo.Push(("delete the log folder it made", () => { TryDeleteEmptyFolder(made); return Task.CompletedTask; }));
             }
 
-            // The rootfs and the spec are made while the monitor starts (see BundleReady), the
-            // mount on its own thread and the spec beside it: the monitor's exec and start-up then
-            // cost the call nothing. The monitor only waits meanwhile; until it is let go, it has
-            // run nothing.
+            // The rootfs and the spec are made while the monitor starts (see BundleReady): the
+            // monitor's exec and start-up then cost the call nothing. The monitor only waits
+            // meanwhile; until it is let go, it has run nothing. The spec comes after the mount:
+            // users and groups are looked up in the image's /etc/passwd and /etc/group.
             step = "mount the root filesystem";
             var idMap = IdMapOf(pod);
             async Task PrepareBundleAsync()
             {
-                var mount = BlockingCalls.RunAsync(() =>
+                await BlockingCalls.RunAsync(() =>
                 {
                     OverlayMount.Mount(container.RootfsPath, layers, container.UpperDir, container.WorkDir, container.LayersDir, idMap);
                     return 0;
-                });
-                Spec spec;
-                try
-                {
-                    spec = ContainerSpecs.Build(new ContainerSpecRequest
-                    {
-                        Id = id,
-                        Config = config,
-                        Pod = pod,
-                        Image = image,
-                        RootfsPath = container.RootfsPath,
-                        VolumesDir = container.VolumesDir,
-                        TargetPidNamespace = target,
-                        DefaultCgroupParent = _options.DefaultCgroupParent,
-                        PidsLimit = _options.PidsLimit > 0 ? _options.PidsLimit : null,
-                    }, _host);
-                    AtomicFiles.Write(container.SpecPath, ContainerSpecs.Serialize(spec), AtomicFiles.PrivateFile, durable: false);
-                }
-                catch
-                {
-                    bundleStep = "build the spec";
-                    // The mount runs on: once it is over, it is undone with the rest.
-                    try
-                    {
-                        await mount.ConfigureAwait(false);
-                        undo.Push(("unmount the root filesystem", () => BlockingCalls.RunAsync(() => { OverlayMount.Unmount(container.RootfsPath); return 0; })));
-                    }
-                    catch (Exception)
-                    {
-                        // A failed mount leaves nothing; the spec's failure is the one to report.
-                    }
-                    throw;
-                }
-
-                await mount.ConfigureAwait(false);
+                }).ConfigureAwait(false);
                 undo.Push(("unmount the root filesystem", () => BlockingCalls.RunAsync(() => { OverlayMount.Unmount(container.RootfsPath); return 0; })));
+
+                bundleStep = "build the spec";
+                var spec = ContainerSpecs.Build(new ContainerSpecRequest
+                {
+                    Id = id,
+                    Config = config,
+                    Pod = pod,
+                    Image = image,
+                    RootfsPath = container.RootfsPath,
+                    VolumesDir = container.VolumesDir,
+                    TargetPidNamespace = target,
+                    DefaultCgroupParent = _options.DefaultCgroupParent,
+                    PidsLimit = _options.PidsLimit > 0 ? _options.PidsLimit : null,
+                }, _host);
+                AtomicFiles.Write(container.SpecPath, ContainerSpecs.Serialize(spec), AtomicFiles.PrivateFile, durable: false);
                 // The image's volumes are the container's to write, as its rootfs is.
-                bundleStep = "give the image's volumes to the pod's root";
                 if (idMap is not null && Directory.Exists(container.VolumesDir))
                     foreach (var volume in Directory.EnumerateDirectories(container.VolumesDir))
                         HostFiles.SetOwner(volume, idMap.RootUid, idMap.RootGid);
