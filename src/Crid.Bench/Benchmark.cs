@@ -27,20 +27,14 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         _report.Figures["rss_idle_fresh_settled_mib"] = daemon.StatusKiB("VmRSS") / 1024.0;
         if (only is not null)
         {
-            await (only == "pulls" ? PullsAsync() : ContainersAsync());
+            await (only switch { "sandboxes" => SandboxesAsync(), "pulls" => PullsAsync(), _ => ContainersAsync() });
             _report.Figures["rss_peak_mib"] = _peakKiB / 1024.0;
             await daemon.StopAsync();
             return _report;
         }
 
-        await SequentialAsync();
-        Floor();
+        await SandboxesAsync();
         await ExecAsync();
-        _report.Figures["ratio_run_to_floor_create"] = _report.Figures["run_p50_ms"] / _report.Figures["floor_create_p50_ms"];
-        _report.Figures["ratio_stop_to_floor_remove"] = _report.Figures["stop_p50_ms"] / _report.Figures["floor_remove_p50_ms"];
-        // The targets' form: Run against 1.5 × the floor + the transport, Stop against 2 × its floor.
-        _report.Figures["ratio_run_to_floor_plus_transport"] = _report.Figures["run_p50_ms"] / (_report.Figures["floor_create_p50_ms"] + _report.Figures["version_p50_ms"]);
-        _report.Figures["ratio_stop_to_floor_plus_transport"] = _report.Figures["stop_p50_ms"] / (_report.Figures["floor_remove_p50_ms"] + _report.Figures["version_p50_ms"]);
         foreach (var clients in plan.Clients)
             await ConcurrentAsync(clients);
         await NetworkAsync();
@@ -52,6 +46,18 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         _report.Figures["rss_peak_mib"] = _peakKiB / 1024.0;
         await daemon.StopAsync();
         return _report;
+    }
+
+    /// <summary>The sequential lifecycles, the floors beside them and their ratios (alone: `--only sandboxes`).</summary>
+    private async Task SandboxesAsync()
+    {
+        await SequentialAsync();
+        Floor();
+        _report.Figures["ratio_run_to_floor_create"] = _report.Figures["run_p50_ms"] / _report.Figures["floor_create_p50_ms"];
+        _report.Figures["ratio_stop_to_floor_remove"] = _report.Figures["stop_p50_ms"] / _report.Figures["floor_remove_p50_ms"];
+        // The targets' form: Run against 1.5 × the floor + the transport, Stop against 2 × its floor.
+        _report.Figures["ratio_run_to_floor_plus_transport"] = _report.Figures["run_p50_ms"] / (_report.Figures["floor_create_p50_ms"] + _report.Figures["version_p50_ms"]);
+        _report.Figures["ratio_stop_to_floor_plus_transport"] = _report.Figures["stop_p50_ms"] / (_report.Figures["floor_remove_p50_ms"] + _report.Figures["version_p50_ms"]);
     }
 
     private async Task SequentialAsync()

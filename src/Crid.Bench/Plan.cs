@@ -43,7 +43,7 @@ internal sealed record Plan(
 
 internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json, string? LogLevel, string? DaemonLog, string? Only = null)
 {
-    public const string Usage = "usage: Crid.Bench [--quick] [--daemon PATH] [--json PATH] [--log-level LEVEL] [--daemon-log FILE] [--only pulls|containers] [--containers N]";
+    public const string Usage = "usage: Crid.Bench [--quick] [--daemon PATH] [--json PATH] [--log-level LEVEL] [--daemon-log FILE] [--only sandboxes|pulls|containers] [--containers N]";
 
     public static Arguments Parse(string[] args)
     {
@@ -71,7 +71,7 @@ internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Js
                     // Every line the daemon writes (with --log-level debug, its idle trims), appended.
                     daemonLog = Path.GetFullPath(args[++i]);
                     break;
-                case "--only" when i + 1 < args.Length && args[i + 1] is "pulls" or "containers":
+                case "--only" when i + 1 < args.Length && args[i + 1] is "sandboxes" or "pulls" or "containers":
                     // One phase (and the fresh daemon's idle RSS before it), to iterate on a fix.
                     only = args[++i];
                     break;

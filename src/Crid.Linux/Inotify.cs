@@ -19,6 +19,8 @@ public sealed class Inotify : IDisposable
 {
     public const uint CloseWrite = 0x8, MovedTo = 0x80, Create = 0x100, QueueOverflow = 0x4000;
 
+    public const uint Modify = 0x2, Attrib = 0x4, MovedFrom = 0x40, Delete = 0x200, DeleteSelf = 0x400, MoveSelf = 0x800, Ignored = 0x8000;
+
     private const int IN_NONBLOCK = 0x800, IN_CLOEXEC = 0x80000;
 
     private readonly SafeFileHandle _fd;
@@ -47,6 +49,38 @@ public sealed class Inotify : IDisposable
             }
 
             await FdPoller.Shared.WaitAsync(_fd, write: false, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Reads every event queued, without waiting: true when there was one. The kernel queues an event
+    /// as the change is made, so "none" means nothing changed since the last read. <paramref name="lost"/>:
+    /// events were lost (overflow, a failed read) or a watched folder itself went, with its watch.
+    /// </summary>
+    public bool Drain(out bool lost)
+    {
+        lost = false;
+        var any = false;
+        while (true)
+        {
+            long n = Interop.Read(_fd, _buffer);
+            if (n < 0)
+            {
+                int errno = Interop.LastErrno;
+                if (errno == EINTR)
+                {
+                    continue;
+                }
+
+                lost |= errno != EAGAIN;
+                return any || lost;
+            }
+
+            any = true;
+            for (int off = 0; off + 16 <= n; off += 16 + (int)BitConverter.ToUInt32(_buffer, off + 12))
+            {
+                lost |= (BitConverter.ToUInt32(_buffer, off + 4) & (QueueOverflow | Ignored | DeleteSelf | MoveSelf)) != 0;
+            }
         }
     }
 

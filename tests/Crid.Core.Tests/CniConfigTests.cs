@@ -92,6 +92,37 @@ public sealed class CniConfigTests : IDisposable
     }
 
     [Fact]
+    public void A_config_folder_removed_and_made_again_and_a_symlinked_config_are_seen()
+    {
+        // Between changes a look is one read of an inotify watch; the folder going takes its watch
+        // with it, and the looks go back to the fingerprint until a new watch is armed.
+        var conf = Directory.CreateDirectory(Path.Combine(_dir, "net.d")).FullName;
+        var dir = new CniConfigDir(conf, [_bin], NullLogger.Instance);
+        File.WriteAllText(Path.Combine(conf, "10-a.conflist"), Wrap("a"));
+        Assert.Equal("a", dir.Current().Network!.Name);
+        Assert.Equal("a", dir.Current().Network!.Name);
+
+        Directory.Delete(conf, recursive: true);
+        Assert.Null(dir.Current().Network);
+        Directory.CreateDirectory(conf);
+        File.WriteAllText(Path.Combine(conf, "10-b.conflist"), Wrap("b"));
+        Assert.Equal("b", dir.Current().Network!.Name);
+        File.WriteAllText(Path.Combine(conf, "05-c.conflist"), Wrap("c"));
+        Assert.Equal("c", dir.Current().Network!.Name);
+
+        // A config that is a symlink: its target may change where no watch of ours looks, so the
+        // looks keep to the fingerprint (which sees what it saw before the watch).
+        var target = Path.Combine(_dir, "elsewhere.conflist");
+        File.WriteAllText(target, Wrap("linked"));
+        File.Delete(Path.Combine(conf, "05-c.conflist"));
+        File.CreateSymbolicLink(Path.Combine(conf, "01-linked.conflist"), target);
+        Assert.Equal("linked", dir.Current().Network!.Name);
+        Assert.Equal("linked", dir.Current().Network!.Name);
+        File.Delete(Path.Combine(conf, "01-linked.conflist"));
+        Assert.Equal("b", dir.Current().Network!.Name);
+    }
+
+    [Fact]
     public void A_missing_folder_is_named()
     {
         var missing = Path.Combine(_dir, "nope");

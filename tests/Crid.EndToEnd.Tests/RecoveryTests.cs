@@ -86,6 +86,56 @@ public sealed class RecoveryTests
     }
 
     [Fact]
+    public async Task A_Run_killed_after_its_pins_and_files_but_before_its_record_leaves_nothing_after_a_restart()
+    {
+        // Run writes the folder, its /dev/shm and its files while the namespaces are pinned, and the
+        // record (with the first status in it) last: a kill just before the record must leave what
+        // recovery removes, and nothing else.
+        await using var d = await DaemonProcess.StartAsync();
+        var keep = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("keep") })).PodSandboxId;
+        var mountsBefore = Cleanup.MountsUnder(d.Dir).Order().ToList();
+        var pinsBefore = Leaks.PinFiles(d.NamespacesDir);
+        await d.StopAsync();
+        d.Environment[Crid.Core.Configuration.TestCrash.EnvironmentVariable] = Crid.Core.Configuration.TestCrash.RunBeforeRecord;
+        await d.RestartAsync();
+        var config = SandboxConfigFile.Load(Path.Combine(RepoPaths.Vectors, "configs", "pod_default.json"));
+        await Assert.ThrowsAsync<RpcException>(() => d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config }).ResponseAsync);
+        var deadline = Stopwatch.StartNew();
+        while (!d.Process.HasExited)
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), "the daemon did not crash at the injected point");
+            await Task.Delay(10);
+        }
+
+        // What the kill left: pins, the uuid entry, the folder with its files and /dev/shm, no record.
+        var folder = Directory.EnumerateDirectories(Path.Combine(d.StateDir, "sandboxes")).Single(f => Path.GetFileName(f) != keep);
+        foreach (var file in new[] { "resolv.conf", "hostname", "config.json" })
+            Assert.True(File.Exists(Path.Combine(folder, file)), file);
+        Assert.False(File.Exists(Path.Combine(folder, SandboxRecord.FileName)));
+        Assert.False(File.Exists(Path.Combine(folder, SandboxRecord.StatusFileName)));
+        Assert.Contains(Path.Combine(folder, "shm"), Cleanup.MountsUnder(d.Dir));
+        Assert.True(Leaks.PinFiles(d.NamespacesDir).Count > pinsBefore.Count);
+        Assert.Equal(2, Directory.EnumerateFiles(Path.Combine(d.StateDir, "pins")).Count());
+
+        d.Environment.Clear();
+        await d.RestartAsync();
+        Assert.False(Directory.Exists(folder));
+        Assert.Equal(mountsBefore, Cleanup.MountsUnder(d.Dir).Order().ToList());
+        Assert.Equal(pinsBefore, Leaks.PinFiles(d.NamespacesDir));
+        Assert.Single(Directory.EnumerateFiles(Path.Combine(d.StateDir, "pins")));
+        Assert.Equal(keep, Assert.Single((await d.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items).Id);
+        Assert.Equal(PodSandboxState.SandboxReady, (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = keep })).Status.State);
+
+        // The name is free again, and the pod runs.
+        var again = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
+        Assert.Equal(PodSandboxState.SandboxReady, (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = again })).Status.State);
+        foreach (var id in new[] { again, keep })
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        Assert.Empty(Cleanup.MountsUnder(d.Dir));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(d.StateDir, "pins")));
+    }
+
+    [Fact]
     public async Task A_pod_whose_pins_vanished_while_the_daemon_was_down_comes_back_NOTREADY_and_clean()
     {
         await using var d = await DaemonProcess.StartAsync();

@@ -13,6 +13,9 @@ public static class TestCrash
     /// <summary>RunPodSandbox: the pod network is attached, the sandbox's record is not written.</summary>
     public const string RunAfterCniAdd = "run-after-cni-add";
 
+    /// <summary>RunPodSandbox: the pins, the folder with its /dev/shm and files exist, the record does not.</summary>
+    public const string RunBeforeRecord = "run-before-record";
+
     /// <summary>StopPodSandbox: the pod network is detached, the sandbox's status still says attached.</summary>
     public const string StopAfterCniDel = "stop-after-cni-del";
 

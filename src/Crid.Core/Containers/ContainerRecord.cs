@@ -77,7 +77,7 @@ internal static class ContainerRecord
 
     /// <summary>
     /// Writes the record: the moment the container exists on disk. Atomic, not durable, as the
-    /// sandbox's record (SandboxManager.WriteFiles): a record lost or left empty by a host crash is
+    /// sandbox's record (SandboxManager.WritePodFiles): a record lost or left empty by a host crash is
     /// a folder Recover deletes, a container that died with the host; and the sandbox record it
     /// needs is not fsynced either, so an fsync here would not make the container outlive the crash.
     /// </summary>

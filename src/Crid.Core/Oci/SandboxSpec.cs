@@ -12,9 +12,12 @@ public static class SandboxSpec
 {
     public const string OciVersion = SpecVersion.Current;
 
-    public static Spec Build(Sandbox sandbox)
+    public static Spec Build(Sandbox sandbox) => Build(PodSpecContext.Of(sandbox));
+
+    /// <summary>The spec of a pod that need not be a stored sandbox yet: Run writes it while the pins are made.</summary>
+    public static Spec Build(PodSpecContext pod)
     {
-        var pod = PodSpecContext.Of(sandbox);
+        ArgumentNullException.ThrowIfNull(pod);
         var ns = pod.NamespaceOptions;
         var opts = new List<SpecOpt>
         {
@@ -26,23 +29,23 @@ public static class SandboxSpec
             SpecOpts.WithCapabilities(PodSpec.DefaultCapabilities),
             SpecOpts.WithNoNewPrivileges(true),
             SpecOpts.WithRoot("rootfs", readOnly: true),
-            SpecOpts.WithHostname(sandbox.Hostname),
+            SpecOpts.WithHostname(pod.Hostname),
             SpecOpts.WithMounts(PodSpec.BaseMounts(pod)),
             SpecOpts.WithMounts(PodSpec.FileMounts(pod, readOnly: true)),
-            SpecOpts.WithAnnotations(sandbox.Config.Annotations.OrderBy(a => a.Key, StringComparer.Ordinal)),
+            SpecOpts.WithAnnotations(pod.Config.Annotations.OrderBy(a => a.Key, StringComparer.Ordinal)),
             SpecOpts.WithAnnotations(PodSpec.PodAnnotations(pod, "sandbox")),
-            SpecOpts.WithAnnotation(CriAnnotations.SandboxLogDirectory, sandbox.Config.LogDirectory),
+            SpecOpts.WithAnnotation(CriAnnotations.SandboxLogDirectory, pod.Config.LogDirectory),
         };
         // runtime-spec config-linux.md: a namespace with a path is joined, without one it is created;
         // a type that is absent is shared with the runtime's caller (here: the host's, for NODE).
         if (ns.Pid != NamespaceMode.Node)
-            opts.Add(SpecOpts.WithNamespace("pid", sandbox.Pins.GetValueOrDefault("pid")));
+            opts.Add(SpecOpts.WithNamespace("pid", pod.Pins.GetValueOrDefault("pid")));
         opts.AddRange(PodSpec.SharedNamespaces(pod));
         opts.Add(SpecOpts.WithMaskedPaths(PodSpec.DefaultMaskedPaths));
         opts.Add(SpecOpts.WithReadonlyPaths(PodSpec.DefaultReadonlyPaths));
         opts.Add(SpecOpts.WithDeviceRule(new LinuxDeviceRule { Allow = false, Access = "rwm" }));
-        if (sandbox.Config.Linux is { CgroupParent.Length: > 0 } l)
-            opts.Add(SpecOpts.WithCgroupsPath(PodSpec.CgroupsPath(l.CgroupParent, sandbox.Id)));
+        if (pod.Config.Linux is { CgroupParent.Length: > 0 } l)
+            opts.Add(SpecOpts.WithCgroupsPath(PodSpec.CgroupsPath(l.CgroupParent, pod.Id)));
         return SpecOpts.Build(opts);
     }
 

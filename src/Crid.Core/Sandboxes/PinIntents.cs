@@ -34,11 +34,24 @@ internal sealed class PinIntents(string dir)
     /// Records that the pins named <paramref name="uuid"/> are about to be made for sandbox
     /// <paramref name="sandboxId"/>, and the CNI ADD <paramref name="network"/> that will follow.
     /// </summary>
+    /// <remarks>
+    /// Written in place, without a temporary and a rename: the uuid is new (the file is created
+    /// with O_EXCL), and a crash in the middle of this write comes before any pin or network exists,
+    /// so an entry cut short has nothing to claim but its uuid, which its name holds.
+    /// </remarks>
     public void Record(string uuid, string sandboxId, NetworkIntent? network = null)
     {
-        if (!Directory.Exists(dir))
+        var content = Serialize(sandboxId, network);
+        try
+        {
+            AtomicFiles.WriteNew(Path.Combine(dir, uuid), content, AtomicFiles.PrivateFile);
+        }
+        catch (Crid.Linux.SyscallException e) when (e.ErrnoName == "ENOENT")
+        {
+            // The first entry of a fresh state dir (no stat on every Run to learn it).
             Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        AtomicFiles.Write(Path.Combine(dir, uuid), Serialize(sandboxId, network), AtomicFiles.PrivateFile, durable: false);
+            AtomicFiles.WriteNew(Path.Combine(dir, uuid), content, AtomicFiles.PrivateFile);
+        }
     }
 
     /// <summary>Drops the entry; its pins and network must be gone already. Idempotent.</summary>

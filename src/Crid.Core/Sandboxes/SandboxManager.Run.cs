@@ -15,9 +15,10 @@ namespace Crid.Core.Sandboxes;
 public sealed partial class SandboxManager
 {
     /// <summary>
-    /// RunPodSandbox: validate, reserve the name, record the pins' uuid, pin the namespaces, attach the
-    /// pod network, start the infra process when the pod shares a pid namespace, write the files, and
-    /// only then make the sandbox visible. Whatever fails, everything done so far is undone in reverse
+    /// RunPodSandbox: validate, reserve the name, record the pins' uuid, pin the namespaces (and,
+    /// meanwhile, make the sandbox's folder, /dev/shm and files), attach the pod network, start the
+    /// infra process when the pod shares a pid namespace, write the record, and only then make the
+    /// sandbox visible. Whatever fails, everything done so far is undone in reverse
     /// order. The work does not stop when the client gives up (<paramref name="cancel"/> only ends the
     /// wait): a retry with the same config gets the sandbox it made (see <see cref="PendingCreations{T}"/>).
     /// </summary>
@@ -42,6 +43,7 @@ public sealed partial class SandboxManager
         var undo = new Stack<(string Step, Func<Task> Action)>();
         undo.Push(("release the name", () => { _names.Release(name, id); return Task.CompletedTask; }));
         var step = "record the pins' uuid";
+        Task<PodNamespacesResult>? pinning = null;
         try
         {
             // Network NODE has no pin of its own and skips CNI. The network is chosen now, for the
@@ -55,17 +57,44 @@ public sealed partial class SandboxManager
             undo.Push(("drop the pins' uuid record", () => { _intents.Remove(uuid); return Task.CompletedTask; }));
 
             step = "pin namespaces";
-            var pinned = await BlockingCalls.RunAsync(() => PinNamespaces(config, ns, hostname, uuid)).ConfigureAwait(false);
+            pinning = BlockingCalls.RunAsync(() => PinNamespaces(config, ns, hostname, uuid));
+
+            // While the namespaces are pinned: the folder, the pod's /dev/shm and the files, which need
+            // the pins' paths only, and those follow from the uuid. Nothing trusts the folder before
+            // its record, written last (recovery deletes a folder without one), so its files are
+            // written in place, without temporaries.
+            var dir = Path.Combine(SandboxesDir, id);
+            var pins = PinPaths(ns, uuid);
+            var pod = new PodSpecContext { Id = id, Config = config, Hostname = hostname, Pins = pins, Dir = dir };
+            step = "write the sandbox files";
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            undo.Push(("delete the sandbox folder", () => { DeleteSandboxDir(dir); return Task.CompletedTask; }));
+            if (ns.Ipc != NamespaceMode.Node)
+            {
+                step = "mount the pod's /dev/shm";
+                PodShm.Mount(pod.ShmPath, owner: PodSpec.MappedRoot(ns));
+            }
+            step = "write the sandbox files";
+            WritePodFiles(pod);
+
+            step = "pin namespaces";
+            var waiting = pinning;
+            pinning = null;
+            var pinned = await waiting.ConfigureAwait(false);
             undo.Push(("remove the pins", () => { RemovePins(pinned.Pins.Select(p => p.Path)); return Task.CompletedTask; }));
-            var pins = pinned.Pins.ToDictionary(p => p.Type, p => p.Path, StringComparer.Ordinal);
+            if (pinned.Pins.Count != pins.Count - (ns.Pid == NamespaceMode.Pod ? 1 : 0))
+                throw new InvalidOperationException($"{pinned.Pins.Count} namespaces were pinned, not the {pins.Count} expected");
+            foreach (var pin in pinned.Pins)
+            {
+                if (pins.GetValueOrDefault(pin.Type) != pin.Path)
+                    throw new InvalidOperationException($"the {pin.Type} namespace was pinned at {pin.Path}, not at {pins.GetValueOrDefault(pin.Type)}");
+            }
 
             // Pod network (CNI ADD) in the pinned network namespace, with the arguments recorded above.
             NetworkAttachment? network = null;
             if (podNetwork is not null && networkIntent is not null)
             {
                 step = "attach the pod network";
-                if (pins.GetValueOrDefault("net") != networkIntent.NetNs)
-                    throw new InvalidOperationException($"the network namespace was pinned at {pins.GetValueOrDefault("net")}, not at {networkIntent.NetNs}");
                 var attached = await _network.AttachAsync(id, networkIntent, podNetwork, CancellationToken.None).ConfigureAwait(false);
                 network = attached;
                 undo.Push(("detach the pod network", () => _network.DetachAsync(id, config, networkIntent.NetNs, attached, CancellationToken.None, rollback: true)));
@@ -78,11 +107,11 @@ public sealed partial class SandboxManager
                 step = "start the infra process";
                 var infra = await StartInfraAsync(pinned.Uuid, pins).ConfigureAwait(false);
                 infraPid = infra.Pid;
-                pins["pid"] = infra.Pin.Path;
                 undo.Push(("stop the infra process", () => InfraProcess.KillAsync(infra.Pid, infra.Pin.Path)));
+                if (infra.Pin.Path != pins["pid"])
+                    throw new InvalidOperationException($"the pid namespace was pinned at {infra.Pin.Path}, not at {pins["pid"]}");
             }
 
-            var dir = Path.Combine(SandboxesDir, id);
             var sandbox = new Sandbox
             {
                 Id = id,
@@ -97,16 +126,11 @@ public sealed partial class SandboxManager
                 Status = SandboxRecord.NewStatus(dir, new SandboxStatus { State = SandboxState.Ready, InfraPid = infraPid, Network = network }),
             };
 
-            step = "write the sandbox files";
-            Directory.CreateDirectory(sandbox.Dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            undo.Push(("delete the sandbox folder", () => { DeleteSandboxDir(sandbox.Dir); return Task.CompletedTask; }));
-            if (sandbox.HasOwnShm)
-            {
-                step = "mount the pod's /dev/shm";
-                PodShm.Mount(sandbox.ShmPath, owner: PodSpec.MappedRoot(ns));
-            }
-            step = "write the sandbox files";
-            WriteFiles(sandbox);
+            // The record goes last, with the first status in it: its rename is the moment the
+            // sandbox exists for a restarted daemon. status.json appears with the first change.
+            step = "write the sandbox record";
+            TestCrash.At(_options, TestCrash.RunBeforeRecord);
+            AtomicFiles.Write(Path.Combine(dir, SandboxRecord.FileName), SandboxRecord.Serialize(sandbox), AtomicFiles.PrivateFile, durable: false);
 
             _sandboxes.Add(sandbox);
             // Before the watch: an infra process already dead must be seen stopped after it started.
@@ -124,6 +148,20 @@ public sealed partial class SandboxManager
                 SandboxLog.RunRefused(_log, name, step, error.Message);
             else
                 SandboxLog.RunFailed(_log, e, name, step);
+            if (pinning is not null)
+            {
+                // The folder or a file failed while the pins were being made: they go with the rest.
+                try
+                {
+                    var made = await pinning.ConfigureAwait(false);
+                    undo.Push(("remove the pins", () => { RemovePins(made.Pins.Select(p => p.Path)); return Task.CompletedTask; }));
+                }
+                catch (Exception pinError)
+                {
+                    // PodNamespaces.Create undid its own pins; the first error is the one reported.
+                    SandboxLog.RollbackFailed(_log, pinError, id, "pin namespaces");
+                }
+            }
             while (undo.TryPop(out var u))
             {
                 try { await u.Action().ConfigureAwait(false); }
@@ -131,6 +169,27 @@ public sealed partial class SandboxManager
             }
             throw error;
         }
+    }
+
+    /// <summary>
+    /// Where the pod's pins will be, by type (pinns' layout, &lt;dir&gt;/&lt;type&gt;ns/&lt;uuid&gt;, in
+    /// PodNamespaces' order, then the infra process's pid pin): known before they exist, so the
+    /// files that name them are written while they are made. Run checks that each landed there.
+    /// </summary>
+    private Dictionary<string, string> PinPaths(NamespaceOption ns, string uuid)
+    {
+        var pins = new Dictionary<string, string>(StringComparer.Ordinal);
+        void Add(string type) => pins[type] = Path.Combine(_options.NamespacesDir, type + "ns", uuid);
+        if (ns.UsernsOptions is { Mode: NamespaceMode.Pod })
+            Add("user");
+        if (ns.Network != NamespaceMode.Node)
+            Add("net");
+        if (ns.Ipc != NamespaceMode.Node)
+            Add("ipc");
+        Add("uts");
+        if (ns.Pid == NamespaceMode.Pod)
+            Add("pid");
+        return pins;
     }
 
     private PodNamespacesResult PinNamespaces(PodSandboxConfig config, NamespaceOption ns, string hostname, string uuid)
@@ -178,31 +237,29 @@ public sealed partial class SandboxManager
         });
 
     /// <summary>
-    /// Atomic, not durable (no fsync): measured, the fsyncs cost Run two ext4 journal commits (about
-    /// 7 ms of a 1 ms floor) and Stop one. Durability buys nothing here: a daemon crash loses no page
-    /// cache, and a host crash loses every pinned namespace (namespaces do not survive a reboot), so
-    /// the restarted daemon finds the pins gone and the sandbox NOT_READY whatever the record said.
-    /// A record lost or left empty by a host crash is a folder Recover deletes, as kubelet would
-    /// see a sandbox that died with the host; a half-written one cannot exist (temp + rename, and
-    /// ext4's auto_da_alloc writes a replacing file's data before the rename commits).
+    /// resolv.conf, hostname and config.json of a new sandbox folder, each created in place (see
+    /// <see cref="AtomicFiles.WriteNew"/>): the folder counts only once its record is written, and
+    /// recovery deletes a folder without one, so a file cut short by a crash is never read.
     /// </summary>
-    private static void WriteFiles(Sandbox sandbox)
+    /// <remarks>
+    /// Nothing here or in the record is durable (no fsync): measured, the fsyncs cost Run two ext4
+    /// journal commits (about 7 ms of a 1 ms floor) and Stop one. Durability buys nothing here: a
+    /// daemon crash loses no page cache, and a host crash loses every pinned namespace (namespaces do
+    /// not survive a reboot), so the restarted daemon finds the pins gone and the sandbox NOT_READY
+    /// whatever the record said. A record lost or left empty by a host crash is a folder Recover
+    /// deletes, as kubelet would see a sandbox that died with the host; a half-written one cannot
+    /// exist (temp + rename, and ext4's auto_da_alloc writes a replacing file's data before the
+    /// rename commits).
+    /// </remarks>
+    private static void WritePodFiles(PodSpecContext pod)
     {
-        var spec = SandboxSpec.Serialize(SandboxSpec.Build(sandbox));
-        AtomicFiles.WriteAll(sandbox.Dir,
-        [
-            ("resolv.conf", ResolvConf(sandbox.Config.DnsConfig), AtomicFiles.ReadableFile),
-            ("hostname", Encoding.UTF8.GetBytes(sandbox.Hostname + "\n"), AtomicFiles.ReadableFile),
-            ("config.json", spec, AtomicFiles.PrivateFile),
-        ], durable: false);
         // In a pod user namespace the files are its root's, as they are the host root's without one:
         // a container bind-mounts them read-write (a root it maps to nobody could not write them).
-        if (PodSpec.MappedRoot(sandbox.Config.Linux?.SecurityContext?.NamespaceOptions) is { } root)
-            foreach (var name in new[] { "resolv.conf", "hostname" })
-                HostFiles.SetOwner(Path.Combine(sandbox.Dir, name), root.Uid, root.Gid);
-        sandbox.Status.Save();
-        // The record goes last: its rename is the moment the sandbox exists for a restarted daemon.
-        AtomicFiles.Write(Path.Combine(sandbox.Dir, SandboxRecord.FileName), SandboxRecord.Serialize(sandbox), AtomicFiles.PrivateFile, durable: false);
+        var owner = PodSpec.MappedRoot(pod.NamespaceOptions);
+        AtomicFiles.WriteNew(pod.ResolvConfPath, ResolvConf(pod.Config.DnsConfig), AtomicFiles.ReadableFile, owner);
+        AtomicFiles.WriteNew(pod.HostnamePath, Encoding.UTF8.GetBytes(pod.Hostname + "\n"), AtomicFiles.ReadableFile, owner);
+        var spec = SandboxSpec.Serialize(SandboxSpec.Build(pod));
+        AtomicFiles.WriteNew(Path.Combine(pod.Dir, "config.json"), spec, AtomicFiles.PrivateFile);
     }
 
     /// <summary>resolv.conf(5) from the pod's DNS config, or the host's own when the pod gives none.</summary>

@@ -9,9 +9,10 @@ namespace Crid.Core.Sandboxes;
 
 /// <summary>
 /// A sandbox on disk, in its folder <c>&lt;state-dir&gt;/sandboxes/&lt;id&gt;/</c>: the record
-/// <c>sandbox.json</c> holds what never changes and is written once, last in Run (its rename is the
-/// moment the sandbox exists for a restarted daemon); <c>status.json</c> holds the status, rewritten
-/// by every change. The request's config is kept as protobuf bytes (base64), so it round-trips
+/// <c>sandbox.json</c> holds what never changes, and the status the sandbox was created with, and is
+/// written once, last in Run (its rename is the moment the sandbox exists for a restarted daemon);
+/// <c>status.json</c> holds the status from its first change on, rewritten by every change (one
+/// file fewer for Run to write: the first status needs no file of its own). The request's config is kept as protobuf bytes (base64), so it round-trips
 /// exactly, whatever fields a newer kubelet sends. Version 1 records (one file, status inside) are
 /// still read.
 /// </summary>
@@ -39,6 +40,10 @@ internal static class SandboxRecord
                 w.WriteString(type, path);
             w.WriteEndObject();
             w.WriteBase64String("config", sandbox.Config.ToByteArray());
+            // The status the sandbox was created with: status.json, once a change writes it, wins.
+            w.WriteStartObject("status");
+            WriteStatusFields(w, sandbox.Status.Get());
+            w.WriteEndObject();
             w.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
@@ -101,11 +106,18 @@ internal static class SandboxRecord
             else
             {
                 var statusPath = Path.Combine(dir, StatusFileName);
-                // Written before the record, so it exists; a host crash may have lost it all the same.
-                if (File.Exists(statusPath) && new FileInfo(statusPath).Length > 0)
+                // Written by the first change of status; before it, the record's own "status" holds.
+                // A host crash may have emptied status.json, or lost the record's status: the one
+                // left, or NOTREADY, is then checked against the pins like any other.
+                var statusBytes = File.Exists(statusPath) ? File.ReadAllBytes(statusPath) : [];
+                if (statusBytes.Length > 0)
                 {
-                    using var statusDoc = JsonDocument.Parse(File.ReadAllBytes(statusPath));
+                    using var statusDoc = JsonDocument.Parse(statusBytes);
                     status = ReadStatus(statusDoc.RootElement);
+                }
+                else if (root.TryGetProperty("status", out var initial))
+                {
+                    status = ReadStatus(initial);
                 }
                 else
                 {

@@ -47,12 +47,16 @@ public sealed class PendingCreations<T> where T : class
     public async Task<T> RunAsync(string name, object request, Func<Task<T>> create, CancellationToken callToken)
     {
         Entry entry;
+        Task<Task<T>>? start = null;
         lock (_entries)
         {
             if (!_entries.TryGetValue(name, out entry!) || !entry.Request.Equals(request))
             {
-                // Task.Run only queues the work: nothing of it runs under this lock.
-                entry = new Entry(request) { Work = Task.Run(create, CancellationToken.None) };
+                // Made here, started below, outside this lock, on the caller's thread: its first
+                // part runs there until it first waits, with no hop to another thread (the caller
+                // would only wait for it), and from then on it does not depend on the caller.
+                start = new Task<Task<T>>(create, CancellationToken.None, TaskCreationOptions.DenyChildAttach);
+                entry = new Entry(request) { Work = start.Unwrap() };
                 // A differing request neither joins nor replaces the entry in flight: its own
                 // creation fails on the name registrar, and the retry of the first still finds it.
                 if (!_entries.ContainsKey(name))
@@ -65,6 +69,7 @@ public sealed class PendingCreations<T> where T : class
                 }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
         }
+        start?.RunSynchronously(TaskScheduler.Default);
         var result = await entry.Work.WaitAsync(callToken).ConfigureAwait(false);
         Remove(name, entry);
         return result;

@@ -52,6 +52,19 @@ internal static unsafe partial class Interop
         }
     }
 
+    internal static int Rename(string from, string to)
+    {
+        fixed (byte* f = Utf8Z(from))
+        fixed (byte* t = Utf8Z(to))
+        {
+            return RenameRaw(f, t);
+        }
+    }
+
+    // rename(2), which Tmds.LibC 0.5 does not mirror.
+    [LibraryImport(Libc, EntryPoint = "rename", SetLastError = true)]
+    private static partial int RenameRaw(byte* from, byte* to);
+
     internal static int Mkdir(string path, uint mode)
     {
         fixed (byte* p = Utf8Z(path))
