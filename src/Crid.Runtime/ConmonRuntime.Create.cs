@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -13,6 +14,7 @@ public sealed partial class ConmonRuntime
     public async Task<CreatedContainer> CreateAsync(CreateContainerRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
+        long t0 = Stopwatch.GetTimestamp();
         CheckId(request.Id);
         CheckCreate(request);
         cancellationToken.ThrowIfCancellationRequested();
@@ -25,6 +27,7 @@ public sealed partial class ConmonRuntime
         bool logExisted = File.Exists(request.LogPath);
         Directory.CreateDirectory(files.PersistDir, PrivateDir);
         ChildProcess? conmon = null;
+        bool bundleFailed = false, released = false;
         try
         {
             // Left by a delete cut short by a crash: conmon would refuse or report a stale exit.
@@ -64,18 +67,47 @@ public sealed partial class ConmonRuntime
                 }
 
                 var stderr = OutputCapture.CollectAsync(errOurs, new OutputBudget(64 * 1024), CancellationToken.None);
-                int pid = await HandshakeAsync(request.Id, conmon, startOurs, syncOurs, stderr, cancellationToken).ConfigureAwait(false);
+                double spawned = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+
+                // conmon loads and then blocks on the start pipe (before it forks or opens the log):
+                // the caller's bundle work runs meanwhile.
+                if (request.BundleReady is { } bundleReady)
+                {
+                    try
+                    {
+                        await bundleReady.ConfigureAwait(false);
+                        CheckConfig(request);
+                    }
+                    catch
+                    {
+                        // Killed while it still waits, before the start pipe closes: conmon reads
+                        // the end of the pipe as the start byte and would run runc create.
+                        bundleFailed = true;
+                        conmon.Signal(Signals.SIGKILL);
+                        await conmon.Exited.ConfigureAwait(false);
+                        throw;
+                    }
+                }
+
+                released = true;
+                double prepared = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                var (pid, forked) = await HandshakeAsync(request.Id, conmon, startOurs, syncOurs, stderr, cancellationToken).ConfigureAwait(false);
                 int monitor = ContainerFiles.ReadPid(files.ConmonPidFile);
-                RuntimeLog.Created(_logger, request.Id, pid, monitor);
+                RuntimeLog.Created(_logger, request.Id, pid, monitor, spawned, prepared, Stopwatch.GetElapsedTime(t0, forked).TotalMilliseconds, Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
                 return new CreatedContainer(pid, monitor);
             }
         }
         catch (Exception e)
         {
-            RuntimeLog.CreateFailed(_logger, e, request.Id);
+            // The caller's own failure is the caller's to report.
+            if (!bundleFailed)
+            {
+                RuntimeLog.CreateFailed(_logger, e, request.Id);
+            }
 
-            // runc's "already exists" is another container's state: never delete that one.
-            await RollbackCreateAsync(files, request, conmon, removeLog: !logExisted, deleteInRuntime: e is not AlreadyExistsException).ConfigureAwait(false);
+            // runc's "already exists" is another container's state: never delete that one. Before
+            // the start byte, conmon has not run runc at all.
+            await RollbackCreateAsync(files, request, conmon, removeLog: !logExisted, deleteInRuntime: released && e is not AlreadyExistsException).ConfigureAwait(false);
             throw;
         }
     }
@@ -85,11 +117,13 @@ public sealed partial class ConmonRuntime
     /// a cgroup first); the first conmon exits once the detached one runs; the detached one runs
     /// <c>runc create</c> and answers on the sync pipe {"pid": N} or {"pid": -1, "message": ...}.
     /// </summary>
-    private async Task<int> HandshakeAsync(string id, ChildProcess conmon, Socket start, Socket sync, Task<byte[]> stderr, CancellationToken cancellationToken)
+    /// <returns>The container's pid, and the timestamp at which the first conmon was seen gone.</returns>
+    private async Task<(int Pid, long Forked)> HandshakeAsync(string id, ChildProcess conmon, Socket start, Socket sync, Task<byte[]> stderr, CancellationToken cancellationToken)
     {
         using var deadline = new CancellationTokenSource(_options.CreateTimeout);
         await start.SendAsync(new byte[] { 0 }, SocketFlags.None, deadline.Token).ConfigureAwait(false);
         var first = await conmon.Exited.WaitAsync(deadline.Token).ConfigureAwait(false);
+        long forked = Stopwatch.GetTimestamp();
         if (first.Code != 0)
         {
             string text = Encoding.UTF8.GetString(await stderr.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false)).Trim();
@@ -128,7 +162,7 @@ public sealed partial class ConmonRuntime
             throw new RuntimeFailureException($"container create failed: {reason}");
         }
 
-        return pid;
+        return (pid, forked);
     }
 
     private List<string> ConmonArgs(CreateContainerRequest request, ContainerFiles files)
@@ -180,9 +214,9 @@ public sealed partial class ConmonRuntime
             throw new InvalidArgumentException("bundle", $"\"{request.BundlePath}\" is not an absolute path");
         }
 
-        if (!File.Exists(Path.Combine(request.BundlePath, "config.json")))
+        if (request.BundleReady is null)
         {
-            throw new InvalidArgumentException("bundle", $"{request.BundlePath} has no config.json");
+            CheckConfig(request);
         }
 
         if (!Path.IsPathFullyQualified(request.LogPath) || request.LogPath.EndsWith('/'))
@@ -193,6 +227,14 @@ public sealed partial class ConmonRuntime
         if (!Directory.Exists(Path.GetDirectoryName(request.LogPath)))
         {
             throw new InvalidArgumentException("log_path", $"the folder of {request.LogPath} does not exist");
+        }
+    }
+
+    private static void CheckConfig(CreateContainerRequest request)
+    {
+        if (!File.Exists(Path.Combine(request.BundlePath, "config.json")))
+        {
+            throw new InvalidArgumentException("bundle", $"{request.BundlePath} has no config.json");
         }
     }
 

@@ -57,7 +57,9 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
     public async Task StartAsync(string id, CancellationToken cancellationToken)
     {
         CheckId(id);
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         await _runc.StartAsync(id, cancellationToken).ConfigureAwait(false);
+        RuntimeLog.Started(_logger, id, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
     }
 
     public async Task KillAsync(string id, int signal, bool allProcesses, CancellationToken cancellationToken)

@@ -4,8 +4,12 @@ namespace Crid.Runtime;
 
 internal static partial class RuntimeLog
 {
-    [LoggerMessage(EventId = 400, Level = LogLevel.Debug, Message = "container {Id} created: pid {Pid}, conmon {MonitorPid}")]
-    public static partial void Created(ILogger logger, string id, int pid, int monitorPid);
+    /// <summary>With where the create's time went, in ms since the call: conmon spawned, the bundle ready, the first conmon gone (forked), runc create done.</summary>
+    [LoggerMessage(EventId = 400, Level = LogLevel.Debug, Message = "container {Id} created: pid {Pid}, conmon {MonitorPid}; ms: conmon spawned {Spawned:F1}, bundle ready {Prepared:F1}, conmon forked {Forked:F1}, runc create done {Done:F1}")]
+    public static partial void Created(ILogger logger, string id, int pid, int monitorPid, double spawned, double prepared, double forked, double done);
+
+    [LoggerMessage(EventId = 410, Level = LogLevel.Debug, Message = "container {Id} started: runc start took {Ms:F1} ms")]
+    public static partial void Started(ILogger logger, string id, double ms);
 
     [LoggerMessage(EventId = 401, Level = LogLevel.Warning, Message = "creating container {Id} failed; rolled back")]
     public static partial void CreateFailed(ILogger logger, Exception exception, string id);

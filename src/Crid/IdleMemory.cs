@@ -76,7 +76,9 @@ internal sealed class IdleMemory(ILogger<IdleMemory> log) : BackgroundService
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         _lastTrim = Stopwatch.GetTimestamp();
         _rssAfterTrim = Rss();
-        IdleMemoryLog.Trimmed(log, before / 1024.0, _rssAfterTrim / 1024.0, Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        var gc = GC.GetGCMemoryInfo(GCKind.Any);
+        IdleMemoryLog.Trimmed(log, before / 1024.0, _rssAfterTrim / 1024.0, Stopwatch.GetElapsedTime(t0).TotalMilliseconds,
+            gc.HeapSizeBytes / 1048576.0, gc.TotalCommittedBytes / 1048576.0, gc.FragmentedBytes / 1048576.0);
     }
 
     /// <summary>This process's resident set in KiB (proc(5): statm's second field, in pages); 0 when unreadable.</summary>
@@ -96,6 +98,7 @@ internal sealed class IdleMemory(ILogger<IdleMemory> log) : BackgroundService
 
 internal static partial class IdleMemoryLog
 {
-    [LoggerMessage(EventId = 20, Level = LogLevel.Debug, Message = "idle: RSS {Before:F1} MiB, {After:F1} MiB after a compacting GC of {Ms:F1} ms")]
-    public static partial void Trimmed(ILogger logger, double before, double after, double ms);
+    /// <summary>With the GC's own figures after it (heap, committed, fragmented), so what stays can be told apart from what the GC holds.</summary>
+    [LoggerMessage(EventId = 20, Level = LogLevel.Debug, Message = "idle: RSS {Before:F1} MiB, {After:F1} MiB after a compacting GC of {Ms:F1} ms (GC heap {Heap:F1} MiB, committed {Committed:F1}, fragmented {Fragmented:F1})")]
+    public static partial void Trimmed(ILogger logger, double before, double after, double ms, double heap, double committed, double fragmented);
 }

@@ -132,6 +132,77 @@ public class LifecycleTests
     }
 
     [Fact]
+    public async Task A_bundle_finished_while_conmon_starts_is_the_one_runc_creates()
+    {
+        await using var host = new RuntimeHost();
+        var rt = host.Runtime;
+        string bundle = host.Bundle("late", ["sleep", "1000"]);
+        string config = Path.Combine(bundle, "config.json");
+        string spec = File.ReadAllText(config);
+        File.Delete(config);
+
+        // Written only once conmon runs and waits: runc must get this one.
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var create = rt.CreateAsync(host.Request("late", bundle) with { BundleReady = ready.Task }, RuntimeHost.Timeout());
+        await WaitForConmonAsync("late");
+        Assert.False(create.IsCompleted, "the create finished before its bundle was ready");
+        Assert.False(File.Exists(Path.Combine(host.Options.StateDir, "containers", "late", "conmon.pid")), "conmon forked before it was let go");
+        File.WriteAllText(config, spec);
+        ready.SetResult();
+
+        var created = await create;
+        Assert.True(ConmonRuntime.IsConmonOf(created.MonitorPid, "late"), "the monitor pid is conmon's, for this container");
+        await rt.StartAsync("late", RuntimeHost.Timeout());
+        Assert.Equal(ContainerRuntimeStatus.Running, (await rt.StateAsync("late", RuntimeHost.Timeout())).Status);
+        await rt.DeleteAsync("late", RuntimeHost.Timeout());
+    }
+
+    [Fact]
+    public async Task A_bundle_that_fails_while_conmon_starts_fails_the_create_as_it_is_and_leaves_nothing()
+    {
+        await using var host = new RuntimeHost();
+        var rt = host.Runtime;
+        string bundle = host.Bundle("broken", ["true"]);
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var create = rt.CreateAsync(host.Request("broken", bundle) with { BundleReady = ready.Task }, RuntimeHost.Timeout());
+        await WaitForConmonAsync("broken");
+        ready.SetException(new InvalidArgumentException("config.command", "the caller's own failure"));
+
+        var e = await Assert.ThrowsAsync<InvalidArgumentException>(() => create);
+        Assert.Contains("the caller's own failure", e.Message);
+        Assert.False(File.Exists(host.LogPath("broken")), "a log file was left");
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(host.Options.StateDir, "containers")));
+        Assert.False(Directory.Exists(Path.Combine(host.Options.RuntimeRoot, "broken")), "runc state was left");
+        Assert.Empty(host.OurProcesses());
+
+        // A bundle that reports ready without config.json is refused by name.
+        var missing = host.Bundle("noconfig", ["true"]);
+        File.Delete(Path.Combine(missing, "config.json"));
+        var bad = await Assert.ThrowsAsync<InvalidArgumentException>(() => rt.CreateAsync(host.Request("noconfig", missing) with { BundleReady = Task.CompletedTask }, RuntimeHost.Timeout()));
+        Assert.Contains("config.json", bad.Message);
+        Assert.Empty(host.OurProcesses());
+    }
+
+    /// <summary>The pid of the conmon started for <paramref name="id"/>, once it runs.</summary>
+    private static async Task<int> WaitForConmonAsync(string id)
+    {
+        for (int i = 0; i < 500; i++)
+        {
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                if (int.TryParse(Path.GetFileName(dir), out int pid) && ConmonRuntime.IsConmonOf(pid, id))
+                {
+                    return pid;
+                }
+            }
+
+            await Task.Delay(10);
+        }
+
+        throw new TimeoutException($"no conmon for {id} within 5 s");
+    }
+
+    [Fact]
     public async Task A_create_the_caller_gives_up_on_at_any_moment_leaves_nothing_or_a_whole_container()
     {
         await using var host = new RuntimeHost();

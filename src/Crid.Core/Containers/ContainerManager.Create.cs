@@ -14,9 +14,10 @@ public sealed partial class ContainerManager
 {
     /// <summary>
     /// CreateContainer: validate, then, under the sandbox's lock (no Stop or Remove of the pod
-    /// meanwhile), reserve the name, hold the image's layers, mount the rootfs overlay, build the
-    /// spec into the bundle, create the log folder, have the runtime create the container, and
-    /// only then write the record and make the container visible. Whatever fails, everything done
+    /// meanwhile), reserve the name, hold the image's layers, create the log folder, start the
+    /// runtime's monitor and, while it starts, mount the rootfs overlay and build the spec into
+    /// the bundle, have the runtime create the container, and only then write the record and make
+    /// the container visible. Whatever fails, everything done
     /// so far is undone in reverse order. The work does not stop when the client gives up
     /// (<paramref name="cancel"/> only ends the wait): a retry with the same request gets the
     /// container it made (see <see cref="PendingCreations{T}"/>).
@@ -48,6 +49,8 @@ public sealed partial class ContainerManager
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var undo = new Stack<(string Step, Func<Task> Action)>();
         var step = "wait for the sandbox";
+        Task? bundle = null;
+        var bundleStep = "mount the root filesystem";
         // The creation runs detached from the call: it waits for a Stop or Remove of the pod in
         // progress, and then finds the pod not ready.
         await sandbox.Lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
@@ -98,47 +101,6 @@ public sealed partial class ContainerManager
             var layers = _images.Retain(id, image.Id);
             undo.Push(("release the image's layers", () => { _images.Release(id); return Task.CompletedTask; }));
 
-            step = "mount the root filesystem";
-            var idMap = IdMapOf(pod);
-            await BlockingCalls.RunAsync(() =>
-            {
-                OverlayMount.Mount(container.RootfsPath, layers, container.UpperDir, container.WorkDir, container.LayersDir, idMap);
-                return 0;
-            }).ConfigureAwait(false);
-            undo.Push(("unmount the root filesystem", () => BlockingCalls.RunAsync(() => { OverlayMount.Unmount(container.RootfsPath); return 0; })));
-
-            step = "build the spec";
-            var spec = ContainerSpecs.Build(new ContainerSpecRequest
-            {
-                Id = id,
-                Config = config,
-                Pod = pod,
-                Image = image,
-                RootfsPath = container.RootfsPath,
-                VolumesDir = container.VolumesDir,
-                TargetPidNamespace = target,
-                DefaultCgroupParent = _options.DefaultCgroupParent,
-                PidsLimit = _options.PidsLimit > 0 ? _options.PidsLimit : null,
-            }, _host);
-            AtomicFiles.Write(container.SpecPath, ContainerSpecs.Serialize(spec), AtomicFiles.PrivateFile, durable: false);
-            // The image's volumes are the container's to write, as its rootfs is.
-            if (idMap is not null && Directory.Exists(container.VolumesDir))
-                foreach (var volume in Directory.EnumerateDirectories(container.VolumesDir))
-                    HostFiles.SetOwner(volume, idMap.RootUid, idMap.RootGid);
-
-            if (ContainerSpecs.ImageVolumeMounts(spec, container.VolumesDir) is { Count: > 0 } volumes)
-            {
-                // containerd's behaviour: an image VOLUME starts with what the image has at that path.
-                // The folders are the container's own: the folder's undo above deletes them.
-                step = "copy the image's content into its volumes";
-                await BlockingCalls.RunAsync(() =>
-                {
-                    foreach (var (destination, source) in volumes)
-                        VolumeContent.Copy(container.RootfsPath, destination, source);
-                    return 0;
-                }).ConfigureAwait(false);
-            }
-
             if (logPath.Length > 0)
             {
                 step = "make the log folder";
@@ -146,7 +108,56 @@ public sealed partial class ContainerManager
                     undo.Push(("delete the log folder it made", () => { TryDeleteEmptyFolder(made); return Task.CompletedTask; }));
             }
 
+            // The rootfs and the spec are made while the monitor starts (see BundleReady): the
+            // monitor's exec and start-up then cost the call nothing. The monitor only waits
+            // meanwhile; until it is let go, it has run nothing. The spec comes after the mount:
+            // users and groups are looked up in the image's /etc/passwd and /etc/group.
+            step = "mount the root filesystem";
+            var idMap = IdMapOf(pod);
+            async Task PrepareBundleAsync()
+            {
+                await BlockingCalls.RunAsync(() =>
+                {
+                    OverlayMount.Mount(container.RootfsPath, layers, container.UpperDir, container.WorkDir, container.LayersDir, idMap);
+                    return 0;
+                }).ConfigureAwait(false);
+                undo.Push(("unmount the root filesystem", () => BlockingCalls.RunAsync(() => { OverlayMount.Unmount(container.RootfsPath); return 0; })));
+
+                bundleStep = "build the spec";
+                var spec = ContainerSpecs.Build(new ContainerSpecRequest
+                {
+                    Id = id,
+                    Config = config,
+                    Pod = pod,
+                    Image = image,
+                    RootfsPath = container.RootfsPath,
+                    VolumesDir = container.VolumesDir,
+                    TargetPidNamespace = target,
+                    DefaultCgroupParent = _options.DefaultCgroupParent,
+                    PidsLimit = _options.PidsLimit > 0 ? _options.PidsLimit : null,
+                }, _host);
+                AtomicFiles.Write(container.SpecPath, ContainerSpecs.Serialize(spec), AtomicFiles.PrivateFile, durable: false);
+                // The image's volumes are the container's to write, as its rootfs is.
+                if (idMap is not null && Directory.Exists(container.VolumesDir))
+                    foreach (var volume in Directory.EnumerateDirectories(container.VolumesDir))
+                        HostFiles.SetOwner(volume, idMap.RootUid, idMap.RootGid);
+
+                if (ContainerSpecs.ImageVolumeMounts(spec, container.VolumesDir) is { Count: > 0 } volumes)
+                {
+                    // containerd's behaviour: an image VOLUME starts with what the image has at that path.
+                    // The folders are the container's own: the folder's undo above deletes them.
+                    bundleStep = "copy the image's content into its volumes";
+                    await BlockingCalls.RunAsync(() =>
+                    {
+                        foreach (var (destination, source) in volumes)
+                            VolumeContent.Copy(container.RootfsPath, destination, source);
+                        return 0;
+                    }).ConfigureAwait(false);
+                }
+            }
+
             step = "create the container in the runtime";
+            bundle = Task.Run(PrepareBundleAsync);
             var created = await runtime.CreateAsync(new RuntimeCreate
             {
                 Id = id,
@@ -156,6 +167,7 @@ public sealed partial class ContainerManager
                 Terminal = config.Tty,
                 Stdin = config.Stdin,
                 StdinOnce = config.StdinOnce,
+                BundleReady = bundle,
             }, CancellationToken.None).ConfigureAwait(false);
             undo.Push(("delete the container in the runtime", () => runtime.DeleteAsync(id, CancellationToken.None)));
 
@@ -169,6 +181,14 @@ public sealed partial class ContainerManager
         }
         catch (Exception e)
         {
+            if (bundle is not null)
+            {
+                // The bundle's undo steps are on the stack once it is over; its own failure is named by its step.
+                try { await bundle.ConfigureAwait(false); }
+                catch (Exception) when (bundle.IsFaulted) { }
+                if (bundle.Exception?.InnerException == e)
+                    step = bundleStep;
+            }
             var error = Translate(e, step);
             if (error is CriException and not RuntimeFailureException)
                 ContainerLog.CreateRefused(_log, name, step, error.Message);

@@ -23,6 +23,17 @@ public sealed record CreateContainerRequest
 
     /// <summary>CRI <c>stdin_once</c>: stdin is closed when the first attached client leaves.</summary>
     public bool StdinOnce { get; init; }
+
+    /// <summary>
+    /// The bundle being finished (the rootfs mount, config.json) while the monitor starts: the
+    /// runtime awaits it once the monitor has been spawned and before it lets the monitor run the
+    /// runtime's <c>create</c>, so the monitor's own start-up (an exec and a dozen shared libraries)
+    /// overlaps the caller's work instead of following it. Its failure aborts the create (the
+    /// monitor killed before it forked, nothing of the runtime's left) and is thrown as it is. The
+    /// runtime may fail before awaiting it: the caller awaits it before undoing its own steps.
+    /// Null: the bundle is ready already.
+    /// </summary>
+    public Task? BundleReady { get; init; }
 }
 
 /// <summary>What <see cref="IContainerRuntime.CreateAsync"/> made.</summary>
