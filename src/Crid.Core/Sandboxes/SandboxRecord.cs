@@ -12,9 +12,9 @@ namespace Crid.Core.Sandboxes;
 /// <c>sandbox.json</c> holds what never changes, and the status the sandbox was created with, and is
 /// written once, last in Run (its rename is the moment the sandbox exists for a restarted daemon);
 /// <c>status.json</c> holds the status from its first change on, rewritten by every change (one
-/// file fewer for Run to write: the first status needs no file of its own). The request's config is kept as protobuf bytes (base64), so it round-trips
-/// exactly, whatever fields a newer kubelet sends. Version 1 records (one file, status inside) are
-/// still read.
+/// file fewer for Run to write: the first status needs no file of its own). The request's config is
+/// kept as protobuf bytes (base64), so it round-trips exactly, whatever fields a newer kubelet sends.
+/// Version 1 records (one file, status inside) are still read.
 /// </summary>
 internal static class SandboxRecord
 {
