@@ -352,16 +352,16 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
         await using var net = new TestNetwork();
         var marks = Path.Combine(net.Dir, "marks");
         Directory.CreateDirectory(marks);
-        net.WriteFakePlugin("shared",
+        net.WriteFakePlugin("firstsetup",
             "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n" +
             $"cd '{marks}'\n" +
             "if [ ! -e ready ]; then\n" +
-            "  mkdir busy 2>/dev/null || { printf '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"another ADD is setting up the shared state\"}'; exit 1; }\n" +
+            "  mkdir busy 2>/dev/null || { printf '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"another ADD is mid-way through the first set-up\"}'; exit 1; }\n" +
             "  sleep 0.3; touch ready; rmdir busy\n" +
             "else\n" +
             "  touch in.$$; sleep 1; ls in.* | wc -l > most.$$; rm in.$$\n" +
             "fi\nprintf '{\"cniVersion\":\"1.0.0\"}'\n");
-        net.WriteConflist("10-crid-test.conflist", new JsonObject { ["type"] = "shared" });
+        net.WriteConflist("10-crid-test.conflist", new JsonObject { ["type"] = "firstsetup" });
         await using var d = await DaemonProcess.StartAsync(net.DaemonArgs($"{net.FakeBin},{PluginDir}"));
         try
         {
