@@ -620,12 +620,7 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
         try
         {
             var run = d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = SandboxTests.Minimal("slow-add") }).ResponseAsync;
-            var watch = Stopwatch.StartNew();
-            while (!File.Exists(started))
-            {
-                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), "the plugin's ADD never started");
-                await Task.Delay(10);
-            }
+            await WaitUntil(() => File.Exists(started), "the plugin's ADD never started");
             await d.KillAsync();
             await Assert.ThrowsAsync<RpcException>(() => run);
 
@@ -647,12 +642,15 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
         }
     }
 
-    private static async Task WaitExited(DaemonProcess d)
+    private static Task WaitExited(DaemonProcess d) => WaitUntil(() => d.Process.HasExited, "the daemon did not crash at the injected point");
+
+    /// <summary>Polls <paramref name="done"/> until it holds; fails with <paramref name="what"/> after 10 s.</summary>
+    private static async Task WaitUntil(Func<bool> done, string what)
     {
         var deadline = Stopwatch.StartNew();
-        while (!d.Process.HasExited)
+        while (!done())
         {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), "the daemon did not crash at the injected point");
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), what);
             await Task.Delay(10);
         }
     }
@@ -734,12 +732,7 @@ public sealed class CniTests(Xunit.Abstractions.ITestOutputHelper output)
         using var listener = Tool.Start("nsenter", $"--net={pin}", "busybox", "nc", "-l", "-p", "80");
         try
         {
-            var deadline = Stopwatch.StartNew();
-            while (!Tool.Run("nsenter", $"--net={pin}", "ss", "-Htln", "sport = :80").Stdout.Contains(":80"))
-            {
-                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), "nc did not listen");
-                await Task.Delay(20);
-            }
+            await WaitUntil(() => Tool.Run("nsenter", $"--net={pin}", "ss", "-Htln", "sport = :80").Stdout.Contains(":80"), "nc did not listen");
             using (var client = new TcpClient())
             {
                 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
