@@ -61,27 +61,23 @@ public sealed class Inotify : IDisposable
     {
         lost = false;
         var any = false;
-        while (true)
+        try
         {
-            long n = Interop.Read(_fd, _buffer);
-            if (n < 0)
+            while (TryRead() is { } events)
             {
-                int errno = Interop.LastErrno;
-                if (errno == EINTR)
+                any = true;
+                foreach (var e in events)
                 {
-                    continue;
+                    lost |= (e.Mask & (QueueOverflow | Ignored | DeleteSelf | MoveSelf)) != 0;
                 }
-
-                lost |= errno != EAGAIN;
-                return any || lost;
-            }
-
-            any = true;
-            for (int off = 0; off + 16 <= n; off += 16 + (int)BitConverter.ToUInt32(_buffer, off + 12))
-            {
-                lost |= (BitConverter.ToUInt32(_buffer, off + 4) & (QueueOverflow | Ignored | DeleteSelf | MoveSelf)) != 0;
             }
         }
+        catch (SyscallException)
+        {
+            lost = true;
+        }
+
+        return any || lost;
     }
 
     public void Dispose() => _fd.Dispose();
