@@ -77,9 +77,9 @@ public static unsafe partial class InfraProcess
             throw new ArgumentException("argv needs at least argv[0]", nameof(request.Args));
         }
 
-        string pinDir = Path.Combine(request.NamespacesDir, "pidns");
-        NsFiles.EnsureDirTree(pinDir, "pid");
-        return Path.Combine(pinDir, request.Uuid);
+        string pin = PinnedNamespace.PathFor(request.NamespacesDir, "pid", request.Uuid);
+        NsFiles.EnsureDirTree(Path.GetDirectoryName(pin)!, "pid");
+        return pin;
     }
 
     /// <summary>

@@ -19,6 +19,10 @@ public sealed class PinnedNamespace
 
     public string Path { get; }
 
+    /// <summary>Where the pin of a <paramref name="type"/> namespace named <paramref name="uuid"/> lives: &lt;dir&gt;/&lt;type&gt;ns/&lt;uuid&gt;.</summary>
+    public static string PathFor(string namespacesDir, string type, string uuid) =>
+        System.IO.Path.Combine(namespacesDir, type + "ns", uuid);
+
     /// <summary>Rebuilds a pin from its path; the type comes from the parent folder (netns, ipcns, ...).</summary>
     public static PinnedNamespace FromPath(string path)
     {

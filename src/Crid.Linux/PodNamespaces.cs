@@ -98,7 +98,7 @@ public static unsafe class PodNamespaces
                     continue;
                 }
 
-                string pin = Path.Combine(request.NamespacesDir, type + "ns", uuid);
+                string pin = PinnedNamespace.PathFor(request.NamespacesDir, type, uuid);
                 Inject(options, "create pin", type, pin);
                 NsFiles.CreatePinFile(pin, type, plan.Chown, plan.RootUid, plan.RootGid);
                 pins.Add(new PinnedNamespace(type, pin));

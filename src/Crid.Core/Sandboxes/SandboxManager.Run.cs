@@ -50,7 +50,7 @@ public sealed partial class SandboxManager
             // record below: its netns pin path follows from the uuid.
             var podNetwork = ns.Network != NamespaceMode.Node ? _network.Current() : null;
             var networkIntent = podNetwork is null ? null
-                : PodNetwork.Intend(id, config, NetPinPath(uuid), podNetwork);
+                : PodNetwork.Intend(id, config, PinnedNamespace.PathFor(_options.NamespacesDir, "net", uuid), podNetwork);
             // Before the first pin exists and before the ADD: a crash from here on leaves pins and a
             // network that recovery knows are crid's, and knows how to DEL, though no record says so.
             _intents.Record(uuid, id, networkIntent);
@@ -179,7 +179,7 @@ public sealed partial class SandboxManager
     private Dictionary<string, string> PinPaths(NamespaceOption ns, string uuid)
     {
         var pins = new Dictionary<string, string>(StringComparer.Ordinal);
-        void Add(string type) => pins[type] = Path.Combine(_options.NamespacesDir, type + "ns", uuid);
+        void Add(string type) => pins[type] = PinnedNamespace.PathFor(_options.NamespacesDir, type, uuid);
         if (ns.UsernsOptions is { Mode: NamespaceMode.Pod })
             Add("user");
         if (ns.Network != NamespaceMode.Node)
@@ -221,8 +221,6 @@ public sealed partial class SandboxManager
     /// Where the pod's network namespace will be pinned (pinns' layout, &lt;dir&gt;/netns/&lt;uuid&gt;),
     /// known before it is: the ADD's intent records it. Run checks that the pin landed there.
     /// </summary>
-    private string NetPinPath(string uuid) => Path.Combine(_options.NamespacesDir, "netns", uuid);
-
     private Task<InfraHandle> StartInfraAsync(string uuid, IReadOnlyDictionary<string, string> pins) =>
         InfraProcess.StartAsync(new InfraRequest
         {
