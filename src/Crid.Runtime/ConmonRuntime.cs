@@ -58,7 +58,7 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
     {
         CheckId(id);
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        await _runc.StartAsync(id, cancellationToken).ConfigureAwait(false);
+        await _runc.StartAsync(id, ContainerFiles.ReadPid(Files(id).ContainerPidFile), cancellationToken).ConfigureAwait(false);
         RuntimeLog.Started(_logger, id, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
     }
 

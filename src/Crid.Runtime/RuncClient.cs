@@ -32,12 +32,143 @@ internal sealed partial class RuncClient(RuntimeOptions options)
     /// <summary>The global arguments every call starts with.</summary>
     public IReadOnlyList<string> GlobalArgs { get; } = ["--root", options.RuntimeRoot];
 
-    public async Task StartAsync(string id, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts a created container: what <c>runc start</c> does, done here when the runtime is runc
+    /// (see <see cref="TryStartThroughFifoAsync"/>), else (or when runc must say why not) by
+    /// <c>runc start</c> itself.
+    /// </summary>
+    /// <param name="initPid">The container's init (conmon's pid file); 0 when unknown.</param>
+    public async Task StartAsync(string id, int initPid, CancellationToken cancellationToken)
     {
+        if (StartsThroughFifo && initPid > 0 && await TryStartThroughFifoAsync(id, initPid, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
         var r = await RunAsync(["start", id], cancellationToken).ConfigureAwait(false);
         if (!r.Succeeded)
         {
             throw Failure("start", id, r);
+        }
+    }
+
+    /// <summary>Whether starts read runc's exec fifo here: only for runc itself (crun's fifo works the other way round).</summary>
+    public bool StartsThroughFifo => System.IO.Path.GetFileName(options.RuntimePath) == "runc";
+
+    /// <summary>
+    /// <c>runc start</c> without the runc process (an exec of a 10 MB Go binary that loads the
+    /// container's state and cgroup manager first: about 6 ms here, more on a busy machine). runc's
+    /// own protocol (libcontainer's exec()): after <c>runc create</c> the container's init,
+    /// <c>runc:[2:INIT]</c>, blocks opening <c>&lt;root&gt;/&lt;id&gt;/exec.fifo</c> for writing;
+    /// a reader lets it write one byte and exec the process, whose exec closes the fifo; the
+    /// reader reads to that end, then removes the fifo, which is how <c>runc state</c> tells
+    /// "running" from "created". Returns false where runc should answer instead: no fifo (not
+    /// created, started already, or another runtime's layout), or an init that is gone or not
+    /// this container's.
+    /// </summary>
+    private async Task<bool> TryStartThroughFifoAsync(string id, int pid, CancellationToken cancellationToken)
+    {
+        // Looked at before the fifo is opened: the reader is what lets the init go on.
+        string path = System.IO.Path.Combine(options.RuntimeRoot, id, ExecFifoName);
+        string? comm = ReadComm(pid);
+        if (comm != InitName)
+        {
+            // The init ran its process already while the fifo is still there: a start whose reader
+            // (this daemon) was killed between the init's byte and the fifo's removal. Only the
+            // removal is left to do; runc start would wait for the byte forever.
+            if (comm is not null && File.Exists(path) && IsInitOf(id, pid))
+            {
+                File.Delete(path);
+                return true;
+            }
+
+            return false;
+        }
+
+        using var fifo = FifoReader.Open(path);
+        if (fifo is null)
+        {
+            return false;
+        }
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(options.CommandTimeout);
+        var read = fifo.ReadToEndAsync(16, deadline.Token);
+        var gone = ChildProcess.WaitForExitAsync(pid, deadline.Token);
+        try
+        {
+            if (await Task.WhenAny(read, gone).ConfigureAwait(false) == gone && !read.IsCompleted)
+            {
+                // A process that exits at once may be reported gone before its byte and hang-up,
+                // which are in the fifo already: a moment for the poller, then it never came.
+                try
+                {
+                    await read.WaitAsync(TimeSpan.FromMilliseconds(200), CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    throw new FailedPreconditionException($"container {id} cannot be started: its init process is already dead");
+                }
+            }
+
+            byte[] bytes = await read.ConfigureAwait(false);
+            if (bytes.Length == 0)
+            {
+                throw new FailedPreconditionException($"container {id} cannot be started: it is running already");
+            }
+
+            File.Delete(path);
+            return true;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new RuntimeFailureException($"container {id}: its init did not take the start within {options.CommandTimeout.TotalSeconds:F0} s");
+        }
+        finally
+        {
+            deadline.Cancel();
+            await Task.WhenAll(read, gone).ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>runc's name for its container init while it waits for the start (nsexec's stage 2).</summary>
+    private const string InitName = "runc:[2:INIT]";
+
+    private const string ExecFifoName = "exec.fifo";
+
+    private static string? ReadComm(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/comm").TrimEnd('\n');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Whether <paramref name="pid"/> is the init runc recorded for <paramref name="id"/> (pid and start time, as runc checks it).</summary>
+    private bool IsInitOf(string id, int pid)
+    {
+        try
+        {
+            using var state = JsonDocument.Parse(File.ReadAllBytes(System.IO.Path.Combine(options.RuntimeRoot, id, "state.json")));
+            var root = state.RootElement;
+            if (!root.TryGetProperty("init_process_pid", out var p) || p.GetInt32() != pid
+                || !root.TryGetProperty("init_process_start", out var s) || !s.TryGetUInt64(out ulong start))
+            {
+                return false;
+            }
+
+            // /proc/<pid>/stat: field 22 is the start time; the name before it may hold spaces and parentheses.
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return fields.Length > 19 && ulong.TryParse(fields[19], out ulong started) && started == start;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException or FormatException)
+        {
+            return false;
         }
     }
 

@@ -172,4 +172,51 @@ public class ProcessPrimitivesTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task A_fifo_reader_waits_for_a_writer_that_comes_later_and_reads_to_its_close()
+    {
+        string dir = Directory.CreateTempSubdirectory("crid-fifo-").FullName;
+        try
+        {
+            string fifo = Path.Combine(dir, "exec.fifo");
+            Assert.Equal(0, TestHost.Run("mkfifo", fifo).Code);
+            Assert.Null(FifoReader.Open(Path.Combine(dir, "missing")));
+            File.WriteAllText(Path.Combine(dir, "plain"), "");
+            Assert.Throws<SyscallException>(() => FifoReader.Open(Path.Combine(dir, "plain")));
+
+            using (var reader = FifoReader.Open(fifo)!)
+            {
+                // No writer yet: a read would answer end of file, the reader must wait instead.
+                var read = reader.ReadToEndAsync(16, CancellationToken.None);
+                await Task.Delay(200);
+                Assert.False(read.IsCompleted, "the reader ended before any writer came");
+
+                // The writer, as runc init does it: a blocking open (it goes on because a reader
+                // exists), one byte, a pause, then its close.
+                var child = ChildProcess.Start(new SpawnOptions { Executable = "/bin/sh", Args = ["/bin/sh", "-c", $"exec 3>{fifo}; printf 0 >&3; sleep 0.2; exec 3>&-"] });
+                Assert.Equal("0", Encoding.ASCII.GetString(await read.WaitAsync(TimeSpan.FromSeconds(10))));
+                Assert.Equal(0, (await child.Exited.WaitAsync(TimeSpan.FromSeconds(10))).Code);
+            }
+
+            // A writer that never comes: the wait ends only when canceled.
+            using (var reader = FifoReader.Open(fifo)!)
+            using (var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300)))
+            {
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => reader.ReadToEndAsync(16, cancel.Token));
+            }
+
+            // A writer that came and went before the first read: its bytes are still there.
+            using (var reader = FifoReader.Open(fifo)!)
+            {
+                var child = ChildProcess.Start(new SpawnOptions { Executable = "/bin/sh", Args = ["/bin/sh", "-c", $"printf 01 >{fifo}"] });
+                Assert.Equal(0, (await child.Exited.WaitAsync(TimeSpan.FromSeconds(10))).Code);
+                Assert.Equal("0", Encoding.ASCII.GetString(await reader.ReadToEndAsync(1, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10))));
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
