@@ -17,6 +17,11 @@ public static class ProcessTrees
     /// it lives, so the last reading holds the whole tree. A process is signalled through a pidfd
     /// opened before its identity is checked again, never by a pid that may have been reused.
     /// </summary>
+    /// <remarks>
+    /// Past <paramref name="limit"/> (a process that stays in an uninterruptible sleep), what was
+    /// found is killed and the call returns without waiting further; it throws only when
+    /// <paramref name="cancellationToken"/> is cancelled.
+    /// </remarks>
     /// <returns>The pids that were killed, roots first.</returns>
     public static async Task<IReadOnlyList<int>> KillAsync(Func<string[], bool> isRoot, TimeSpan limit, CancellationToken cancellationToken)
     {
@@ -68,6 +73,10 @@ public static class ProcessTrees
                     await WaitStoppedAsync(found, deadline.Token).ConfigureAwait(false);
                 }
             }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Out of time (a process stuck in an uninterruptible sleep): what was found is killed.
+            }
             finally
             {
                 // Also when the search failed or ran out of time: nothing is left stopped.
@@ -77,9 +86,16 @@ public static class ProcessTrees
                 }
             }
 
-            foreach (var pid in order)
+            try
             {
-                await FdPoller.Shared.WaitAsync(held[pid], write: false, deadline.Token).ConfigureAwait(false);
+                foreach (var pid in order)
+                {
+                    await FdPoller.Shared.WaitAsync(held[pid], write: false, deadline.Token).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // SIGKILLed; one still in an uninterruptible sleep dies when it leaves it.
             }
 
             return order;

@@ -82,8 +82,8 @@ public sealed partial class ConmonRuntime
                     }
                     catch
                     {
-                        // Killed while it still waits, before the start pipe closes: conmon reads
-                        // the end of the pipe as the start byte and would run runc create.
+                        // Killed while it still waits, and awaited: gone before its files are
+                        // (the start pipe's reset alone would also end it, a moment later).
                         bundleFailed = true;
                         conmon.Signal(Signals.SIGKILL);
                         await conmon.Exited.ConfigureAwait(false);
