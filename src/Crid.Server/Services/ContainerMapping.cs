@@ -22,7 +22,7 @@ internal static class ContainerMapping
         var byState = Listed.GetValue(c, static _ => new global::Runtime.V1.Container?[4]);
         var index = (int)state is >= 0 and < 4 ? (int)state : 3;
         // Two callers racing here build equal messages; either may stay.
-        return Volatile.Read(ref byState[index]) ?? (byState[index] = Build(c, state));
+        return Volatile.Read(ref byState[index]) ?? (byState[index] = ListAnswers.Remember(Build(c, state)));
     }
 
     /// <summary>Per container, its listing in each CRI state; an entry goes with its container.</summary>

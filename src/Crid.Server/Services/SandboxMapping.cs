@@ -23,7 +23,7 @@ internal static class SandboxMapping
         var byState = Listed.GetValue(s, static _ => new PodSandbox[2]);
         var index = state == PodSandboxState.SandboxReady ? 0 : 1;
         // Two callers racing here build equal messages; either may stay.
-        return Volatile.Read(ref byState[index]) ?? (byState[index] = Build(s, state));
+        return Volatile.Read(ref byState[index]) ?? (byState[index] = ListAnswers.Remember(Build(s, state)));
     }
 
     /// <summary>Per sandbox, its listing as READY and as NOTREADY; an entry goes with its sandbox.</summary>
