@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Crid.Linux;
 using Runtime.V1;
 
 namespace Crid.Bench;
@@ -65,13 +66,30 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         using var channel = DaemonUnderTest.CreateChannel(daemon.Socket);
         var client = new RuntimeService.RuntimeServiceClient(channel);
         var calls = new LifecycleSamples();
+        var version = new Samples();
+        var (floorCreate, floorRemove) = (new Samples(), new Samples());
+        var floorOptions = new PodNamespacesOptions();
         var total = plan.Warmup + plan.Lifecycles;
         for (var i = 0; i < total; i++)
         {
             ct.ThrowIfCancellationRequested();
             // The warm-up lifecycles are not counted: a JIT-compiled daemon compiles its hot path on them.
             await LifecycleAsync(client, i < plan.Warmup ? new LifecycleSamples() : calls);
-            progress.Tick("sequential lifecycles", i + 1, total);
+            // The floors of the targets' ratios in turn with each lifecycle, so that a stretch of CPU
+            // steal (this VM's host takes 10-25 % at times) falls on both sides of the ratio alike: the
+            // transport's (an empty Version call over the same channel: the socket, HTTP/2, the server's
+            // routing and interceptors, no work) and the pinning core's, in this process.
+            var t0 = Stopwatch.GetTimestamp();
+            await client.VersionAsync(new VersionRequest(), deadline: Deadline, cancellationToken: ct);
+            var versionMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            var (createMs, removeMs) = Crid.Bench.Floor.Once(floorDir, i, floorOptions);
+            if (i >= plan.Warmup)
+            {
+                version.Add(versionMs);
+                floorCreate.Add(createMs);
+                floorRemove.Add(removeMs);
+            }
+            progress.Tick("sequential lifecycles and floors", i + 1, total);
         }
         foreach (var (call, samples) in calls.ByCall)
         {
@@ -79,26 +97,15 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
             _report.Figures[$"{call}_p90_ms"] = samples.P90;
             _report.Figures[$"{call}_p99_ms"] = samples.P99;
         }
-        // The transport's floor: an empty Version call over the same channel (the socket, HTTP/2,
-        // the server's routing and interceptors, no work), as many as there were lifecycles.
-        var version = new Samples();
-        for (var i = 0; i < plan.Warmup + plan.Lifecycles; i++)
-        {
-            var t0 = Stopwatch.GetTimestamp();
-            await client.VersionAsync(new VersionRequest(), deadline: Deadline, cancellationToken: ct);
-            if (i >= plan.Warmup)
-                version.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-        }
         _report.Figures["version_p50_ms"] = version.P50;
+        _report.Figures["floor_create_p50_ms"] = floorCreate.P50;
+        _report.Figures["floor_remove_p50_ms"] = floorRemove.P50;
         _report.Figures["version_p90_ms"] = version.P90;
         SamplePeak();
     }
 
     private void Floor()
     {
-        var (create, remove) = Crid.Bench.Floor.Measure(floorDir, plan.FloorIterations, plan.Warmup, progress);
-        _report.Figures["floor_create_p50_ms"] = create.P50;
-        _report.Figures["floor_remove_p50_ms"] = remove.P50;
         // The design choice behind the floor: long-lived namespace workers against a new thread per call
         // (what tests/Crid.Linux.Tests/PerfTests measured on every `make test` before; a measurement belongs here).
         var perCall = Crid.Bench.Floor.Measure(floorDir, plan.FloorIterations / 2, plan.Warmup, progress, workers: false);
