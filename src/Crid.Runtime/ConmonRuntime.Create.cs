@@ -37,7 +37,9 @@ public sealed partial class ConmonRuntime
             File.CreateSymbolicLink(files.LogLink, request.LogPath);
 
             var (syncOurs, syncTheirs) = SocketPair.Create();
-            var (startOurs, startTheirs) = SocketPair.Create();
+            // A daemon that dies before the start byte must not let conmon go on: it reads the end
+            // of the pipe as the byte, but exits on a reset (no runc create, nothing left to clean).
+            var (startOurs, startTheirs) = SocketPair.CreateResetOnClose();
             var (errOurs, errTheirs) = SocketPair.Create();
             using (syncOurs)
             using (startOurs)
@@ -80,8 +82,8 @@ public sealed partial class ConmonRuntime
                     }
                     catch
                     {
-                        // Killed while it still waits, before the start pipe closes: conmon reads
-                        // the end of the pipe as the start byte and would run runc create.
+                        // Killed while it still waits, and awaited: gone before its files are
+                        // (the start pipe's reset alone would also end it, a moment later).
                         bundleFailed = true;
                         conmon.Signal(Signals.SIGKILL);
                         await conmon.Exited.ConfigureAwait(false);
@@ -89,6 +91,7 @@ public sealed partial class ConmonRuntime
                     }
                 }
 
+                Crid.Core.Configuration.TestCrash.At(_options.TestOnlyCrashAt, Crid.Core.Configuration.TestCrash.CreateBeforeStartByte);
                 released = true;
                 double prepared = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 var (pid, forked) = await HandshakeAsync(request.Id, conmon, startOurs, syncOurs, stderr, cancellationToken).ConfigureAwait(false);

@@ -161,13 +161,79 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
             .Where(id => !known.Contains(id) && IdPattern().IsMatch(id))
             .Distinct(StringComparer.Ordinal)
             .ToList();
+        if (orphans.Count > 0)
+        {
+            await KillOrphanMonitorsAsync(orphans, cancellationToken).ConfigureAwait(false);
+        }
+
         foreach (var id in orphans)
         {
             RuntimeLog.OrphanRemoved(_logger, id);
+            string? cgroup = CgroupsPathOf(Files(id).Bundle);
             await DeleteAsync(id, cancellationToken).ConfigureAwait(false);
+            if (cgroup is not null)
+            {
+                foreach (var dir in await CgroupFolders.RemoveAsync(cgroup, TimeSpan.FromSeconds(2)).ConfigureAwait(false))
+                {
+                    RuntimeLog.OrphanCgroupRemoved(_logger, id, dir);
+                }
+            }
         }
 
         return states;
+    }
+
+    /// <summary>
+    /// Kills the conmons of <paramref name="orphans"/> and all they started, before their state is
+    /// deleted: a conmon the crash left may still be on its way through <c>runc create</c> (or wait
+    /// on its start pipe while a helper of the dead daemon holds it open), and would make its
+    /// container after this recovery, with nobody to ever remove it. A conmon is ours when its
+    /// --persist-dir is this driver's folder for an orphan's id: never the monitor of a recorded
+    /// container, nor another daemon's (whose folders differ). The detached conmon leads a session
+    /// of its own (setsid), and runc's container init one more, but all stay its descendants: conmon
+    /// is their subreaper.
+    /// </summary>
+    private async Task KillOrphanMonitorsAsync(IReadOnlyCollection<string> orphans, CancellationToken cancellationToken)
+    {
+        var persistDirs = orphans.Select(id => Files(id).PersistDir).ToHashSet(StringComparer.Ordinal);
+        bool IsOrphanMonitor(string[] argv)
+        {
+            if (argv.Length == 0 || !Path.GetFileName(argv[0]).Contains("conmon", StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            int at = Array.IndexOf(argv, "--persist-dir");
+            return at >= 0 && at + 1 < argv.Length && persistDirs.Contains(argv[at + 1]);
+        }
+
+        var killed = await ProcessTrees.KillAsync(IsOrphanMonitor, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+        if (killed.Count > 0)
+        {
+            RuntimeLog.OrphanMonitorsKilled(_logger, killed.Count, string.Join(' ', killed));
+        }
+    }
+
+    /// <summary>linux.cgroupsPath of the bundle's config.json; null when there is none to read.</summary>
+    private static string? CgroupsPathOf(string? bundle)
+    {
+        if (bundle is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(Path.Combine(bundle, "config.json")));
+            return doc.RootElement.TryGetProperty("linux", out var linux) && linux.ValueKind == System.Text.Json.JsonValueKind.Object
+                && linux.TryGetProperty("cgroupsPath", out var path) && path.ValueKind == System.Text.Json.JsonValueKind.String
+                && path.GetString() is { Length: > 1 } p && p.StartsWith('/') && !p.Split('/').Contains("..")
+                ? p : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 
     public ContainerEndpoints Endpoints(string id)

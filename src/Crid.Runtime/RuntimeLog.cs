@@ -35,6 +35,12 @@ internal static partial class RuntimeLog
     [LoggerMessage(EventId = 409, Level = LogLevel.Warning, Message = "container {Id} is unknown to the lifecycle (a create cut short by a crash): deleted")]
     public static partial void OrphanRemoved(ILogger logger, string id);
 
+    [LoggerMessage(EventId = 420, Level = LogLevel.Warning, Message = "killed {Count} processes left by creates a crash cut short (conmon, runc, containers): {Pids}")]
+    public static partial void OrphanMonitorsKilled(ILogger logger, int count, string pids);
+
+    [LoggerMessage(EventId = 421, Level = LogLevel.Warning, Message = "container {Id}: removed the cgroup {Dir} that its cut-short runc create left")]
+    public static partial void OrphanCgroupRemoved(ILogger logger, string id, string dir);
+
     [LoggerMessage(EventId = 408, Level = LogLevel.Warning, Message = "exec in container {Id} timed out after {Seconds:F1} s; its process group was killed")]
     public static partial void ExecTimedOut(ILogger logger, string id, double seconds);
 }

@@ -37,6 +37,9 @@ public sealed record RuntimeOptions
     /// <summary>How long runc create may take before the container is given up (cri-o's ContainerCreateTimeout).</summary>
     public TimeSpan CreateTimeout { get; init; } = TimeSpan.FromSeconds(240);
 
+    /// <summary>TEST ONLY: the daemon's crash point (Crid.Core.Configuration.TestCrash); empty in production.</summary>
+    public string TestOnlyCrashAt { get; init; } = "";
+
     /// <summary>How long a runtime command (start, kill, delete, state) may take before it is killed.</summary>
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }

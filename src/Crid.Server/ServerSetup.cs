@@ -78,6 +78,7 @@ public static class ServerSetup
             RuntimePath = handler.RuntimePath,
             StateDir = dir,
             RuntimeRoot = Path.Combine(dir, "runc"),
+            TestOnlyCrashAt = options.TestOnlyCrashAt,
             MonitorLogLevel = options.LogLevel switch { "trace" => "trace", "debug" => "debug", "warning" => "warn", "error" or "critical" or "none" => "error", _ => "info" },
         };
     }

@@ -17,7 +17,7 @@ public sealed partial class ContainerSocketTests
     private const string Image = "registry.example.invalid/e2e/busybox:1.0";
 
     /// <summary>A daemon whose config remaps the test registry, with the busybox image pulled.</summary>
-    private static async Task<(DockerRegistry Registry, DaemonProcess Daemon, string ImageRef)> StartAsync(params string[] extraArgs)
+    internal static async Task<(DockerRegistry Registry, DaemonProcess Daemon, string ImageRef)> StartAsync(params string[] extraArgs)
     {
         var registry = await DockerRegistry.StartAsync();
         try
@@ -46,14 +46,14 @@ public sealed partial class ContainerSocketTests
         }
     }
 
-    private static PodSandboxConfig Pod(DaemonProcess d, string name, NamespaceMode pid)
+    internal static PodSandboxConfig Pod(DaemonProcess d, string name, NamespaceMode pid)
     {
         var config = SandboxTests.Minimal(name, pid);
         config.LogDirectory = Path.Combine(d.Dir, "logs", name);
         return config;
     }
 
-    private static ContainerConfig Shell(string name, string script) => new()
+    internal static ContainerConfig Shell(string name, string script) => new()
     {
         Metadata = new ContainerMetadata { Name = name },
         Image = new ImageSpec { Image = Image },
@@ -64,7 +64,7 @@ public sealed partial class ContainerSocketTests
         Linux = new LinuxContainerConfig(),
     };
 
-    private static async Task<string> RunAsync(DaemonProcess d, string podId, PodSandboxConfig pod, ContainerConfig config)
+    internal static async Task<string> RunAsync(DaemonProcess d, string podId, PodSandboxConfig pod, ContainerConfig config)
     {
         var id = (await d.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = config, SandboxConfig = pod })).ContainerId;
         await d.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
@@ -78,7 +78,7 @@ public sealed partial class ContainerSocketTests
         return r.Stdout.ToStringUtf8().Trim();
     }
 
-    private static async Task<ContainerStatusResponse> StatusAsync(DaemonProcess d, string id, bool verbose = false) =>
+    internal static async Task<ContainerStatusResponse> StatusAsync(DaemonProcess d, string id, bool verbose = false) =>
         await d.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id, Verbose = verbose });
 
     private static async Task<ContainerStatus> ExitedAsync(DaemonProcess d, string id)
@@ -101,7 +101,7 @@ public sealed partial class ContainerSocketTests
     }
 
     /// <summary>What a removed pod's containers must never leave on the machine.</summary>
-    private static List<string> Leftovers(DaemonProcess d)
+    internal static List<string> Leftovers(DaemonProcess d)
     {
         var found = new List<string>();
         found.AddRange(Cleanup.MountsUnder(d.Dir).Select(m => "mount " + m));

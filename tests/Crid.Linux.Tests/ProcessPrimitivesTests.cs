@@ -56,6 +56,50 @@ public class ProcessPrimitivesTests
         }
     }
 
+    /// <summary>
+    /// conmon's start pipe: once our end is gone (a crash closes it as Dispose does), the child's
+    /// read fails instead of reading the end of the stream, which conmon would take for the start.
+    /// What was sent before is still read first.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_reset_on_close_pair_reads_an_error_not_the_end_once_our_end_is_closed(bool sendFirst)
+    {
+        var (ours, theirs) = SocketPair.CreateResetOnClose();
+        using var child = new System.Net.Sockets.Socket(new System.Net.Sockets.SafeSocketHandle(theirs.DangerousGetHandle(), ownsHandle: false));
+        using (theirs)
+        {
+            if (sendFirst)
+            {
+                Assert.Equal(1, ours.Send([42]));
+            }
+
+            ours.Dispose();
+            var buffer = new byte[16];
+            if (sendFirst)
+            {
+                Assert.Equal(1, child.Receive(buffer));
+                Assert.Equal(42, buffer[0]);
+            }
+
+            var e = Assert.Throws<System.Net.Sockets.SocketException>(() => child.Receive(buffer));
+            Assert.Equal(System.Net.Sockets.SocketError.ConnectionReset, e.SocketErrorCode);
+        }
+    }
+
+    [Fact]
+    public void A_plain_pair_reads_the_end_once_our_end_is_closed()
+    {
+        var (ours, theirs) = SocketPair.Create();
+        using var child = new System.Net.Sockets.Socket(new System.Net.Sockets.SafeSocketHandle(theirs.DangerousGetHandle(), ownsHandle: false));
+        using (theirs)
+        {
+            ours.Dispose();
+            Assert.Equal(0, child.Receive(new byte[16]));
+        }
+    }
+
     [Fact]
     public async Task A_signal_ends_a_child_and_a_reaped_child_cannot_be_signalled()
     {

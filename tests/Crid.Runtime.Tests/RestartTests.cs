@@ -1,4 +1,5 @@
 using Crid.Core.Containers;
+using Crid.Linux;
 
 namespace Crid.Runtime.Tests;
 
@@ -73,5 +74,84 @@ public class RestartTests
         {
             Assert.Empty(raised);
         }
+    }
+
+    /// <summary>
+    /// What a <c>runc create</c> killed half-way leaves (a cgroup, a runc folder without state.json)
+    /// and a monitor still running for an id nobody recorded: recovery kills that monitor and its
+    /// children, and removes the rest. A monitor-like process of a recorded container, or of
+    /// another driver's folder, is left alone.
+    /// </summary>
+    [Fact]
+    public async Task Recovery_kills_the_monitor_tree_of_an_unrecorded_create_and_removes_its_cgroup_but_nobody_elses()
+    {
+        await using var host = new RuntimeHost();
+        string bundle = host.Bundle("cut", ["sleep", "1"]);
+        string persist = Path.Combine(host.Options.StateDir, "containers", "cut");
+        Directory.CreateDirectory(persist);
+        File.CreateSymbolicLink(Path.Combine(persist, "bundle"), bundle);
+        Directory.CreateDirectory(Path.Combine(host.Options.RuntimeRoot, "cut"));
+        var cgroups = new List<string>();
+        foreach (var hierarchy in Directory.EnumerateDirectories("/sys/fs/cgroup"))
+        {
+            if (File.Exists(Path.Combine(hierarchy, "cgroup.procs")))
+            {
+                cgroups.Add(Directory.CreateDirectory(Path.Combine(hierarchy, $"{host.Tag}-cut")).FullName);
+            }
+        }
+
+        // argv[0] "conmon" and the driver's --persist-dir are what marks a monitor; the shell's
+        // background sleep is its child, as runc create is conmon's.
+        ChildProcess Monitor(string persistDir) => ChildProcess.Start(new SpawnOptions
+        {
+            Executable = "/bin/sh",
+            Args = ["conmon", "-c", "sleep 1000 & wait", "--persist-dir", persistDir],
+            NewSession = true,
+        });
+        var orphan = Monitor(persist);
+        string keptDir = Directory.CreateDirectory(Path.Combine(host.Options.StateDir, "containers", "kept")).FullName;
+        var kept = Monitor(keptDir);
+        string elsewhere = Path.Combine(host.Root, "other", "containers", "cut");
+        var other = Monitor(elsewhere);
+        try
+        {
+            int child = await WaitForChildAsync(orphan.Pid);
+            var states = await host.Restart().RecoverAsync(["kept"], RuntimeHost.Timeout());
+            Assert.Equal(["kept"], states.Keys);
+            Assert.Equal(128 + 9, (await orphan.Exited.WaitAsync(TimeSpan.FromSeconds(5))).Code);
+            Assert.False(kept.Exited.IsCompleted || other.Exited.IsCompleted, "a monitor that was not the orphan's was killed");
+            Assert.True(await RuntimeHost.GoneAsync(child), "the orphan monitor's child survived");
+            Assert.All(cgroups, cg => Assert.False(Directory.Exists(cg), cg));
+            Assert.False(Directory.Exists(Path.Combine(host.Options.RuntimeRoot, "cut")));
+            Assert.False(Directory.Exists(persist));
+        }
+        finally
+        {
+            foreach (var p in new[] { orphan, kept, other })
+            {
+                ChildProcess.SignalGroupOf(p.Pid, 9);
+                await p.Exited;
+            }
+
+            Directory.Delete(keptDir);
+        }
+    }
+
+    /// <summary>Until the shell has started its sleep (the tree to kill is whole); the sleep's pid.</summary>
+    private static async Task<int> WaitForChildAsync(int pid)
+    {
+        for (int i = 0; i < 500; i++)
+        {
+            string children = File.ReadAllText($"/proc/{pid}/task/{pid}/children").Trim();
+            if (children.Length > 0)
+            {
+                return int.Parse(children.Split(' ')[0]);
+            }
+
+            await Task.Delay(10);
+        }
+
+        Assert.Fail($"{pid} never started its child");
+        return 0;
     }
 }

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Crid.Core.Configuration;
 using Crid.Core.Errors;
 using Crid.Core.Oci;
 using Crid.Core.Sandboxes;
@@ -172,6 +173,7 @@ public sealed partial class ContainerManager
             undo.Push(("delete the container in the runtime", () => runtime.DeleteAsync(id, CancellationToken.None)));
 
             step = "write the container record";
+            TestCrash.At(_options, TestCrash.CreateBeforeRecord);
             container.Status.Update(s => s with { Pid = created.Pid });
             ContainerRecord.Write(container);
             _containers.Add(container);

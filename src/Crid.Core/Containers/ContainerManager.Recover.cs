@@ -6,17 +6,20 @@ public sealed partial class ContainerManager
 {
     /// <summary>
     /// Rebuilds the store after a (re)start, once the sandboxes are recovered: every record is loaded
-    /// and its name reserved; folders without a record (a Create or Remove cut short) and containers
-    /// of sandboxes that are gone (a RemovePodSandbox cut short) are deleted; each runtime is told
+    /// and its name reserved; each runtime is told
     /// the complete list of its containers (it deletes what it has beyond them: a create whose record
-    /// was never written) and says what became of them, exits while the daemon was down included;
-    /// finally the image store drops the holds of containers that no longer exist.
+    /// was never written, killing its monitor first) and says what became of them, exits while the
+    /// daemon was down included; then folders without a record (a Create or Remove cut short) and
+    /// containers of sandboxes that are gone (a RemovePodSandbox cut short) are deleted; finally the image store drops the holds of containers that no longer exist.
     /// </summary>
     public async Task RecoverAsync(CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
         Directory.CreateDirectory(ContainersDir, TraversableDir);
         var loaded = new List<Container>();
+        // Deleted once the runtimes have recovered: a monitor a crash left may still be running
+        // runc create on that bundle, and is killed first (its cgroup is read from config.json).
+        var doomed = new List<string>();
         foreach (var dir in Directory.EnumerateDirectories(ContainersDir))
         {
             Container container;
@@ -29,14 +32,14 @@ public sealed partial class ContainerManager
             catch (Exception e) when (e is IOException or FormatException)
             {
                 ContainerLog.BrokenContainerRemoved(_log, dir, e is FileNotFoundException ? "no container record" : e.Message);
-                DeleteContainerDir(dir);
+                doomed.Add(dir);
                 continue;
             }
             if (_sandboxes.Find(container.SandboxId) is null)
             {
                 // Its runtime part goes with the runtime's recovery below: its id is not in the list.
                 ContainerLog.OrphanContainerRemoved(_log, container.Id, container.SandboxId);
-                DeleteContainerDir(dir);
+                doomed.Add(dir);
                 continue;
             }
             // A write cut short by the crash leaves its temporary file behind (AtomicFiles).
@@ -58,6 +61,8 @@ public sealed partial class ContainerManager
                     ApplyRuntimeState(c, state);
             }
         }
+        foreach (var dir in doomed)
+            DeleteContainerDir(dir);
         foreach (var c in loaded.Where(c => _runtimes.Find(c.RuntimeHandler) is null))
             RecordLostExit(c, $"its runtime handler \"{c.RuntimeHandler}\" is no longer configured");
 
