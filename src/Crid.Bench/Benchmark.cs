@@ -121,7 +121,7 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
 
     private async Task PullsAsync()
     {
-        var (pull, floor, present) = await ImagePulls.MeasureAsync(daemon, Path.Combine(floorDir, "pulls"), plan.Pulls, warmup: 1, progress, ct,
+        var (pull, floor, present, presentFloor) = await ImagePulls.MeasureAsync(daemon, Path.Combine(floorDir, "pulls"), plan.Pulls, warmup: 1, progress, ct,
             async image =>
             {
                 var (rpc, runc) = await ExecRpc.MeasureAsync(daemon, image, plan.FloorIterations, plan.Warmup, progress, ct);
@@ -134,6 +134,8 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         _report.Figures["floor_skopeo_tar_p50_ms"] = floor.P50;
         _report.Figures["ratio_pull_to_skopeo_tar"] = pull.P50 / floor.P50;
         _report.Figures["pull_present_p50_ms"] = present.P50;
+        _report.Figures["floor_manifest_get_p50_ms"] = presentFloor.P50;
+        _report.Figures["ratio_pull_present_to_manifest_get"] = present.P50 / presentFloor.P50;
         SamplePeak();
     }
 

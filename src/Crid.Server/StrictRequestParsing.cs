@@ -50,7 +50,8 @@ internal sealed class StrictRequestParsing<[DynamicallyAccessedMembers(StrictReq
                     $"the request is not a valid {method.ServiceName}.{method.Name} message: {e.Message}"));
             }
         });
-        return new Method<TRequest, TResponse>(method.Type, method.ServiceName, method.Name, marshaller, method.ResponseMarshaller);
+        // The list answers are written from their entries' kept bytes (Services.ListAnswers).
+        return new Method<TRequest, TResponse>(method.Type, method.ServiceName, method.Name, marshaller, Services.ListAnswers.For(method.ResponseMarshaller));
     }
 
     /// <summary>
