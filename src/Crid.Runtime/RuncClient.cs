@@ -64,7 +64,9 @@ internal sealed partial class RuncClient(RuntimeOptions options)
     /// reader reads to that end, then removes the fifo, which is how <c>runc state</c> tells
     /// "running" from "created". Returns false where runc should answer instead: no fifo (not
     /// created, started already, or another runtime's layout), or an init that is gone or not
-    /// this container's.
+    /// this container's. Hooks: crid's specs carry none. runc 1.1 (Debian's) runs poststart hooks
+    /// in <c>runc create</c>, later runc versions in <c>runc start</c>, so a spec that ever gains
+    /// poststart hooks must be started by <c>runc start</c>.
     /// </summary>
     private async Task<bool> TryStartThroughFifoAsync(string id, int pid, CancellationToken cancellationToken)
     {
