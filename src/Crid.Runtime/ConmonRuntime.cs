@@ -142,7 +142,12 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
         await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = cancellationToken }, async (id, ct) =>
         {
             CheckId(id);
-            var state = await ReadStateAsync(id, ct).ConfigureAwait(false)
+            // A live container's state without an exec of runc each (1,000 of them took minutes
+            // under load); runc answers for the rest: stopped, paused, or unreadable.
+            var state = (_runc.TryReadLiveState(id) is { } live
+                    ? new ContainerRuntimeState { Id = id, Status = RuncClient.StatusOf(live.Status), Pid = live.Pid }
+                    : null)
+                ?? await ReadStateAsync(id, ct).ConfigureAwait(false)
                 ?? new ContainerRuntimeState { Id = id, Status = ContainerRuntimeStatus.Stopped };
             if (state.Status == ContainerRuntimeStatus.Stopped)
             {

@@ -23,6 +23,52 @@ public class RestartTests
         Assert.Equal(137, exit.ExitCode);
     }
 
+    /// <summary>
+    /// A restart with many live containers must not exec runc once per container (1,000 of them
+    /// kept the socket down for over a minute under load): a live one's state is read as runc reads
+    /// it; runc is still asked about a paused one and a stopped one.
+    /// </summary>
+    [Fact]
+    public async Task Recovery_reads_live_states_without_runc_and_asks_runc_about_the_rest()
+    {
+        await using var host = new RuntimeHost();
+        var live = await host.RunAsync("live", ["sleep", "1000"]);
+        var made = await host.Runtime.CreateAsync(host.Request("made", host.Bundle("made", ["sleep", "1000"])), RuntimeHost.Timeout());
+        await host.RunAsync("held", ["sleep", "1000"]);
+        await RuncAsync(host, "pause", "held");
+        await host.RunAsync("done", ["true"]);
+        host.Runtime.Dispose();
+
+        // The restarted driver's runc writes down every call it gets.
+        string calls = Path.Combine(host.Root, "runc-calls");
+        string wrapper = Path.Combine(Directory.CreateDirectory(Path.Combine(host.Root, "bin")).FullName, "runc");
+        File.WriteAllText(wrapper, $"#!/bin/sh\necho \"$*\" >> {calls}\nexec /usr/sbin/runc \"$@\"\n");
+        File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        using (var fresh = new ConmonRuntime(host.Options with { RuntimePath = wrapper }))
+        {
+            var states = await fresh.RecoverAsync(["live", "made", "held", "done"], RuntimeHost.Timeout());
+            Assert.Equal((ContainerRuntimeStatus.Running, live.Pid), (states["live"].Status, states["live"].Pid));
+            Assert.Equal((ContainerRuntimeStatus.Created, made.Pid), (states["made"].Status, states["made"].Pid));
+            Assert.Equal(ContainerRuntimeStatus.Paused, states["held"].Status);
+            Assert.Equal((ContainerRuntimeStatus.Stopped, (int?)0), (states["done"].Status, states["done"].ExitCode));
+        }
+
+        var asked = File.Exists(calls) ? File.ReadAllLines(calls) : [];
+        Assert.DoesNotContain(asked, c => c.EndsWith(" live", StringComparison.Ordinal) || c.EndsWith(" made", StringComparison.Ordinal));
+        Assert.Contains(asked, c => c.EndsWith("state held", StringComparison.Ordinal));
+        Assert.Contains(asked, c => c.EndsWith("state done", StringComparison.Ordinal));
+
+        await RuncAsync(host, "resume", "held");
+        host.Restart();
+    }
+
+    private static async Task RuncAsync(RuntimeHost host, string verb, string id)
+    {
+        using var runc = System.Diagnostics.Process.Start("/usr/sbin/runc", ["--root", host.Options.RuntimeRoot, verb, id]);
+        await runc!.WaitForExitAsync();
+        Assert.Equal(0, runc.ExitCode);
+    }
+
     [Fact]
     public async Task Recovery_deletes_a_container_the_lifecycle_never_recorded()
     {
