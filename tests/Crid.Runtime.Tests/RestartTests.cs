@@ -36,7 +36,11 @@ public class RestartTests
         var made = await host.Runtime.CreateAsync(host.Request("made", host.Bundle("made", ["sleep", "1000"])), RuntimeHost.Timeout());
         await host.RunAsync("held", ["sleep", "1000"]);
         await RuncAsync(host, "pause", "held");
-        await host.RunAsync("done", ["true"]);
+        var done = await host.RunAsync("done", ["true"]);
+        for (int i = 0; i < 500 && !await RuntimeHost.GoneAsync(done.Pid); i++)
+        {
+            await Task.Delay(20);
+        }
         host.Runtime.Dispose();
 
         // The restarted driver's runc writes down every call it gets.
