@@ -46,52 +46,7 @@ public static class CgroupFolders
         return removed;
     }
 
-    /// <summary>The mount points of cgroup and cgroup2 file systems, from proc(5)'s /proc/self/mountinfo.</summary>
-    private static IEnumerable<string> Mounts()
-    {
-        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-        {
-            // "id parent major:minor root mount-point options [optional...] - fstype source super-options"
-            int dash = line.IndexOf(" - ", StringComparison.Ordinal);
-            if (dash < 0)
-            {
-                continue;
-            }
-
-            var fields = line[..dash].Split(' ');
-            var fsType = line[(dash + 3)..].Split(' ')[0];
-            if (fields.Length > 4 && fsType is "cgroup" or "cgroup2")
-            {
-                yield return Unescape(fields[4]);
-            }
-        }
-    }
-
-    /// <summary>mountinfo writes space, tab, newline and backslash as \ooo octal escapes.</summary>
-    private static string Unescape(string field)
-    {
-        if (!field.Contains('\\'))
-        {
-            return field;
-        }
-
-        var text = new System.Text.StringBuilder();
-        for (int i = 0; i < field.Length; i++)
-        {
-            if (field[i] == '\\' && IsOctal(field, i + 1))
-            {
-                text.Append((char)Convert.ToInt32(field.Substring(i + 1, 3), 8));
-                i += 3;
-            }
-            else
-            {
-                text.Append(field[i]);
-            }
-        }
-
-        return text.ToString();
-    }
-
-    private static bool IsOctal(string s, int at) =>
-        at + 3 <= s.Length && s[at] is >= '0' and <= '7' && s[at + 1] is >= '0' and <= '7' && s[at + 2] is >= '0' and <= '7';
+    /// <summary>The mount points of cgroup and cgroup2 file systems.</summary>
+    private static IEnumerable<string> Mounts() =>
+        MountTable.OfSelf().Where(m => m.FsType is "cgroup" or "cgroup2").Select(m => m.MountPoint);
 }

@@ -124,7 +124,7 @@ public sealed class LinuxHostFacts : IHostFacts
 
     private static CgroupFacts ReadCgroups()
     {
-        var mounts = MountInfo.Parse(File.ReadAllLines("/proc/self/mountinfo")).ToList();
+        var mounts = MountTable.OfSelf().ToList();
         // runc (cgroups.IsCgroup2UnifiedMode) uses its v2 manager only when /sys/fs/cgroup itself is cgroup2;
         // a hybrid host (v1 controllers plus a v2 mount at /sys/fs/cgroup/unified) gets the v1 manager.
         var unified = mounts.LastOrDefault(m => m.MountPoint == "/sys/fs/cgroup").FsType == "cgroup2";
@@ -173,29 +173,14 @@ public sealed class LinuxHostFacts : IHostFacts
     private static string ReadOr(string path, string fallback) => File.Exists(path) ? File.ReadAllText(path) : fallback;
 }
 
-/// <summary>/proc/self/mountinfo (proc(5)), the parts the spec needs.</summary>
+/// <summary>/proc/self/mountinfo (proc(5)): the propagation the spec needs.</summary>
 internal static class MountInfo
 {
-    public readonly record struct Entry(string MountPoint, string Optional, string FsType, string SuperOptions);
-
-    public static IEnumerable<Entry> Parse(IEnumerable<string> lines)
-    {
-        foreach (var line in lines)
-        {
-            // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-            var fields = line.Split(' ');
-            var dash = Array.IndexOf(fields, "-");
-            if (dash < 6 || fields.Length < dash + 4)
-                continue;
-            yield return new Entry(Unescape(fields[4]), string.Join(' ', fields[6..dash]), fields[dash + 1], fields[dash + 3]);
-        }
-    }
-
     /// <summary>The propagation of the mount holding a path: the last (top-most) mount whose mount point contains it.</summary>
     public static Propagation PropagationOf(IEnumerable<string> lines, string path)
     {
-        Entry? best = null;
-        foreach (var m in Parse(lines))
+        MountTable.Entry? best = null;
+        foreach (var m in MountTable.Parse(lines))
         {
             if (Contains(m.MountPoint, path) && (best is null || m.MountPoint.Length >= best.Value.MountPoint.Length))
                 best = m;
@@ -210,28 +195,4 @@ internal static class MountInfo
 
     private static bool Contains(string mountPoint, string path) =>
         mountPoint == "/" || path == mountPoint || path.StartsWith(mountPoint + "/", StringComparison.Ordinal);
-
-    /// <summary>Mount points escape space, tab, newline and backslash as \ooo octal.</summary>
-    private static string Unescape(string s)
-    {
-        if (!s.Contains('\\'))
-            return s;
-        var bytes = new List<byte>();
-        for (var i = 0; i < s.Length; i++)
-        {
-            if (s[i] == '\\' && IsOctal(s, i + 1))
-            {
-                bytes.Add(Convert.ToByte(s.Substring(i + 1, 3), 8));
-                i += 3;
-            }
-            else
-            {
-                bytes.AddRange(Encoding.UTF8.GetBytes(s[i].ToString()));
-            }
-        }
-        return Encoding.UTF8.GetString([.. bytes]);
-    }
-
-    private static bool IsOctal(string s, int at) =>
-        at + 3 <= s.Length && s.Substring(at, 3).All(c => c is >= '0' and <= '7');
 }

@@ -74,7 +74,7 @@ public sealed class CgroupLayout
     /// </summary>
     public static CgroupLayout Parse(IEnumerable<string> mountinfo, IEnumerable<string> selfCgroup, string hostRoot = "")
     {
-        var mounts = Oci.MountInfo.Parse(mountinfo).ToList();
+        var mounts = Crid.Linux.MountTable.Parse(mountinfo).ToList();
         // The last mount at a point hides earlier ones, as runc's lookups see it.
         var unified = mounts.LastOrDefault(m => m.MountPoint == "/sys/fs/cgroup").FsType == "cgroup2";
         var v1 = new Dictionary<string, string>(StringComparer.Ordinal);
