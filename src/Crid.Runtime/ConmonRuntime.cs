@@ -142,12 +142,7 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
         await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = cancellationToken }, async (id, ct) =>
         {
             CheckId(id);
-            // A live container's state without an exec of runc each (1,000 of them took minutes
-            // under load); runc answers for the rest: stopped, paused, or unreadable.
-            var state = (_runc.TryReadLiveState(id) is { } live
-                    ? new ContainerRuntimeState { Id = id, Status = RuncClient.StatusOf(live.Status), Pid = live.Pid }
-                    : null)
-                ?? await ReadStateAsync(id, ct).ConfigureAwait(false)
+            var state = await ReadStateAsync(id, ct).ConfigureAwait(false)
                 ?? new ContainerRuntimeState { Id = id, Status = ContainerRuntimeStatus.Stopped };
             if (state.Status == ContainerRuntimeStatus.Stopped)
             {
@@ -327,6 +322,13 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
 
     private async Task<ContainerRuntimeState?> ReadStateAsync(string id, CancellationToken cancellationToken)
     {
+        // A live container's state without an exec of runc (at recovery, one per container took
+        // minutes for 1,000 under load); runc answers for the rest: stopped, paused, or unreadable.
+        if (_runc.TryReadLiveState(id) is { } live)
+        {
+            return new ContainerRuntimeState { Id = id, Status = RuncClient.StatusOf(live.Status), Pid = live.Pid };
+        }
+
         var files = Files(id);
         var runc = await _runc.StateAsync(id, cancellationToken).ConfigureAwait(false);
         if (runc is not null && RuncClient.StatusOf(runc.Status) != ContainerRuntimeStatus.Stopped)

@@ -158,8 +158,8 @@ internal sealed partial class RuncClient(RuntimeOptions options)
     /// does (libcontainer's runType) without exec'ing it: state.json's init pid and start time
     /// against /proc (not a zombie), then "created" while exec.fifo exists, else "running". Null
     /// where runc must answer: no readable state, an init that is gone (stopped, with an exit to
-    /// read), or a frozen cgroup (paused). Recovery asks this of every container at start-up,
-    /// where an exec of runc per container cost minutes with 1,000 under load.
+    /// read), or a frozen cgroup (paused). Every state read asks this first; at recovery an exec
+    /// of runc per container cost minutes with 1,000 under load.
     /// </summary>
     public RuncState? TryReadLiveState(string id)
     {

@@ -8,7 +8,7 @@ internal static partial class RuntimeLog
     [LoggerMessage(EventId = 400, Level = LogLevel.Debug, Message = "container {Id} created: pid {Pid}, conmon {MonitorPid}; ms: conmon spawned {Spawned:F1}, bundle ready {Prepared:F1}, conmon forked {Forked:F1}, runc create done {Done:F1}")]
     public static partial void Created(ILogger logger, string id, int pid, int monitorPid, double spawned, double prepared, double forked, double done);
 
-    [LoggerMessage(EventId = 410, Level = LogLevel.Debug, Message = "container {Id} started: runc start took {Ms:F1} ms")]
+    [LoggerMessage(EventId = 410, Level = LogLevel.Debug, Message = "container {Id} started in {Ms:F1} ms")]
     public static partial void Started(ILogger logger, string id, double ms);
 
     [LoggerMessage(EventId = 401, Level = LogLevel.Warning, Message = "creating container {Id} failed; rolled back")]
