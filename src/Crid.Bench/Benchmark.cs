@@ -147,6 +147,7 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
                 var scale = new ContainerScale(plan, daemon, Path.Combine(floorDir, "scale"), image, _report, progress, ct);
                 await scale.LiveAsync();
                 SamplePeak();
+                await scale.RestartEmptyAsync();
                 await scale.ConcurrentAsync();
                 SamplePeak();
                 await scale.LoadThenIdleAsync();

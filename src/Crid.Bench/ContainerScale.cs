@@ -98,6 +98,7 @@ internal sealed class ContainerScale(Plan plan, DaemonUnderTest daemon, string d
             report.Figures["conmon_pss_kib"] = pss;
 
             await ListAsync(n, ids);
+            await RestartOverLiveAsync(ids);
         }
         finally
         {
@@ -112,6 +113,127 @@ internal sealed class ContainerScale(Plan plan, DaemonUnderTest daemon, string d
                 await RemovePodAsync(client, pod.Pod, pod.Containers);
             });
         }
+    }
+
+    /// <summary>
+    /// The daemon restarted over the live containers, the plan's restarts each way in turn: SIGTERM
+    /// (as systemd stops it) and SIGKILL (a crash). Each is timed from just before the process is
+    /// created to the first answered Version call, and to the first ListContainers: that one call
+    /// must already hold every live container, Running (a list missing one would tell kubelet it is
+    /// gone). After each, untimed: every container's ContainerStatus (verbose) must give the pid it
+    /// gave before, and that process must still be the one that started then (/proc start time).
+    /// The RSS 1 s after the last restart. Its floor is <see cref="RestartEmptyAsync"/>.
+    /// </summary>
+    private async Task RestartOverLiveAsync(HashSet<string> ids)
+    {
+        var before = await PidsAsync(ids);
+        var samples = new Dictionary<string, (Samples Version, Samples List)>
+        {
+            ["sigterm"] = (new Samples(), new Samples()),
+            ["sigkill"] = (new Samples(), new Samples()),
+        };
+        for (var r = 0; r < plan.Restarts; r++)
+        {
+            foreach (var (how, (version, list)) in samples)
+            {
+                ct.ThrowIfCancellationRequested();
+                await (how == "sigterm" ? daemon.StopAsync() : daemon.KillAsync());
+                var (versionMs, listMs) = await TimedStartAsync(ids);
+                version.Add(versionMs);
+                list.Add(listMs);
+                var after = await PidsAsync(ids);
+                foreach (var (id, (pid, started)) in before)
+                {
+                    if (after[id].Pid != pid || after[id].Started != started)
+                        throw new InvalidOperationException($"after a {how} restart container {id} has pid {after[id].Pid} (started {after[id].Started}), before {pid} (started {started})");
+                }
+                progress.Note($"{how} restart {r + 1}/{plan.Restarts} over {ids.Count} live containers: {versionMs:F1} ms to Version, {listMs:F1} ms to the full ListContainers; same pids");
+            }
+        }
+        foreach (var (how, (version, list)) in samples)
+        {
+            report.Figures[$"restart_{how}_live_containers_version_ms"] = version.P50;
+            report.Figures[$"restart_{how}_live_containers_list_ms"] = list.P50;
+        }
+        await Task.Delay(1000, ct);
+        report.Figures["rss_recovered_containers_mib"] = daemon.StatusKiB("VmRSS") / 1024.0;
+    }
+
+    /// <summary>
+    /// The floor of <see cref="RestartOverLiveAsync"/> in the same run, once the live pods are
+    /// removed: the same restarts, SIGTERM and SIGKILL in turn, with nothing to recover (the image
+    /// stays), timed to Version and to the first (empty) ListContainers; p50 over both ways, and
+    /// the ratios of the live restarts to it.
+    /// </summary>
+    public async Task RestartEmptyAsync()
+    {
+        var version = new Samples();
+        var list = new Samples();
+        for (var r = 0; r < plan.Restarts; r++)
+        {
+            foreach (var how in new[] { "sigterm", "sigkill" })
+            {
+                ct.ThrowIfCancellationRequested();
+                await (how == "sigterm" ? daemon.StopAsync() : daemon.KillAsync());
+                var (versionMs, listMs) = await TimedStartAsync([]);
+                version.Add(versionMs);
+                list.Add(listMs);
+                progress.Note($"{how} restart {r + 1}/{plan.Restarts} with no container: {versionMs:F1} ms to Version, {listMs:F1} ms to ListContainers");
+            }
+        }
+        report.Figures["restart_empty_containers_version_ms"] = version.P50;
+        report.Figures["restart_empty_containers_list_ms"] = list.P50;
+        foreach (var how in new[] { "sigterm", "sigkill" })
+        {
+            if (report.Figures.TryGetValue($"restart_{how}_live_containers_list_ms", out var live))
+                report.Figures[$"ratio_restart_{how}_live_containers_to_empty"] = live / list.P50;
+        }
+    }
+
+    /// <summary>Starts the daemon; the ms from process creation to the first Version, and to the end of the first ListContainers, which must list exactly <paramref name="ids"/>, all Running.</summary>
+    private async Task<(double Version, double List)> TimedStartAsync(HashSet<string> ids)
+    {
+        var versionMs = await daemon.StartAsync();
+        using var channel = DaemonUnderTest.CreateChannel(daemon.Socket);
+        var client = new RuntimeService.RuntimeServiceClient(channel);
+        var containers = (await client.ListContainersAsync(new ListContainersRequest(), deadline: Deadline, cancellationToken: ct)).Containers;
+        var listMs = Stopwatch.GetElapsedTime(daemon.StartedAt).TotalMilliseconds;
+        var running = containers.Count(c => c.State == ContainerState.ContainerRunning && ids.Contains(c.Id));
+        if (containers.Count != ids.Count || running != ids.Count)
+            throw new InvalidOperationException($"the first ListContainers after the restart gave {containers.Count} containers ({running} of ours running), expected {ids.Count}");
+        return (versionMs, listMs);
+    }
+
+    /// <summary>
+    /// Each container's pid as the daemon's verbose ContainerStatus gives it (4 clients), with the
+    /// start time (field 22 of /proc/&lt;pid&gt;/stat) of that process: a pid reused by another
+    /// process would not have the same.
+    /// </summary>
+    private async Task<Dictionary<string, (int Pid, ulong Started)>> PidsAsync(HashSet<string> ids)
+    {
+        var queue = new System.Collections.Concurrent.ConcurrentQueue<string>(ids);
+        var pids = new System.Collections.Concurrent.ConcurrentDictionary<string, (int, ulong)>();
+        await Clients.InParallelAsync(daemon, 4, ids.Count, "container pids", progress, ct, async client =>
+        {
+            if (!queue.TryDequeue(out var id))
+                return;
+            var status = await client.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id, Verbose = true }, deadline: Deadline, cancellationToken: ct);
+            if (status.Status.State != ContainerState.ContainerRunning)
+                throw new InvalidOperationException($"container {id} is {status.Status.State}, not running");
+            using var info = System.Text.Json.JsonDocument.Parse(status.Info["info"]);
+            var pid = info.RootElement.GetProperty("pid").GetInt32();
+            string stat;
+            try
+            {
+                stat = File.ReadAllText($"/proc/{pid}/stat");
+            }
+            catch (IOException)
+            {
+                throw new InvalidOperationException($"container {id}: its pid {pid} is not running");
+            }
+            pids[id] = (pid, ulong.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[19]));
+        });
+        return new Dictionary<string, (int, ulong)>(pids);
     }
 
     /// <summary>

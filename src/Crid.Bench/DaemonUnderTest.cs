@@ -14,6 +14,7 @@ namespace Crid.Bench;
 internal sealed class DaemonUnderTest : IDisposable
 {
     private const int SIGTERM = 15;
+    private const int SIGKILL = 9;
     private readonly string _binary;
     private readonly Queue<string> _lastLines = new();
     private Process? _process;
@@ -56,6 +57,9 @@ internal sealed class DaemonUnderTest : IDisposable
 
     public int Pid => _process?.Id ?? throw new InvalidOperationException("the daemon is not running");
 
+    /// <summary>The Stopwatch timestamp taken just before the last <see cref="StartAsync"/> created the process.</summary>
+    public long StartedAt { get; private set; }
+
     /// <summary>The daemon's last log lines, to explain a failure.</summary>
     public string LastLines { get { lock (_lastLines) return string.Join('\n', _lastLines); } }
 
@@ -84,6 +88,7 @@ internal sealed class DaemonUnderTest : IDisposable
         using var channel = CreateChannel(Socket);
         var client = new RuntimeService.RuntimeServiceClient(channel);
         var watch = Stopwatch.StartNew();
+        StartedAt = Stopwatch.GetTimestamp();
         _process = Process.Start(info) ?? throw new InvalidOperationException($"cannot start {_binary}");
         _process.ErrorDataReceived += (_, e) => Keep(e.Data);
         _process.OutputDataReceived += (_, e) => Keep(e.Data);
@@ -124,6 +129,16 @@ internal sealed class DaemonUnderTest : IDisposable
         await p.WaitForExitAsync(cts.Token);
         if (p.ExitCode != 0)
             throw new InvalidOperationException($"crid exited with {p.ExitCode} on SIGTERM:\n{LastLines}");
+    }
+
+    /// <summary>SIGKILL, the crash case: nothing of the daemon runs after it; wait for the exit.</summary>
+    public async Task KillAsync()
+    {
+        var p = _process ?? throw new InvalidOperationException("the daemon is not running");
+        if (!p.HasExited && kill(p.Id, SIGKILL) != 0)
+            throw new InvalidOperationException($"kill({p.Id}, SIGKILL): errno {Marshal.GetLastPInvokeError()}");
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await p.WaitForExitAsync(cts.Token);
     }
 
     /// <summary>VmRSS or VmHWM (the peak) of the daemon from /proc/&lt;pid&gt;/status, in KiB.</summary>

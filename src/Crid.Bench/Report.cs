@@ -125,6 +125,13 @@ internal sealed class Report
         Row("start-up to first Version (ms), first start", Ms("startup_first_ms"), "", "");
         Row("start-up (ms), nothing to recover", Ms("startup_empty_ms"), "", "");
         Row("start-up (ms), all live sandboxes to recover", Ms("startup_recover_ms"), "", "");
+        var live = Plan("container_pods") * Plan("containers_per_pod");
+        Row($"restart over {live} live containers (ms)", "Version", "full list", "");
+        Row("  SIGTERM, then start: to Version, to ListContainers", Ms("restart_sigterm_live_containers_version_ms"), Ms("restart_sigterm_live_containers_list_ms"), "");
+        Row("  SIGKILL, then start: to Version, to ListContainers", Ms("restart_sigkill_live_containers_version_ms"), Ms("restart_sigkill_live_containers_list_ms"), "");
+        Row("  floor: the same restart, no container", Ms("restart_empty_containers_version_ms"), Ms("restart_empty_containers_list_ms"), "");
+        Row("  ratio to the floor (full list), SIGTERM / SIGKILL", Ms("ratio_restart_sigterm_live_containers_to_empty"), Ms("ratio_restart_sigkill_live_containers_to_empty"), "");
+        Row("  RSS 1 s after the last restart (MiB)", Ms("rss_recovered_containers_mib"), "", "");
         Row("RSS idle, fresh, 1 s after start (MiB)", Ms("rss_idle_fresh_mib"), "", "");
         Row("RSS idle, fresh, after its idle trim (MiB)", Ms("rss_idle_fresh_settled_mib"), "", "");
         Row("RSS right after the load lifecycles (MiB)", Ms("rss_after_load_mib"), "", "");
