@@ -139,10 +139,16 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
     {
         ArgumentNullException.ThrowIfNull(ids);
         var states = new System.Collections.Concurrent.ConcurrentDictionary<string, ContainerRuntimeState>(StringComparer.Ordinal);
+
+        // An exit file is written by conmon once it reaped the container: with one, the container
+        // is stopped, whatever else is left, and nothing more need be read or run (one listing for
+        // all; before, each exit while the daemon was down cost an exec of runc state).
+        var exited = Directory.EnumerateFiles(Path.Combine(_options.StateDir, "exits")).Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal);
         await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = cancellationToken }, async (id, ct) =>
         {
             CheckId(id);
-            var state = await ReadStateAsync(id, ct).ConfigureAwait(false)
+            var state = (exited.Contains(id) && ReadExit(id) is { } exit ? Stopped(exit) : null)
+                ?? await ReadStateAsync(id, ct).ConfigureAwait(false)
                 ?? new ContainerRuntimeState { Id = id, Status = ContainerRuntimeStatus.Stopped };
             if (state.Status == ContainerRuntimeStatus.Stopped)
             {
@@ -353,7 +359,7 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
 
         if (exit is not null)
         {
-            return new ContainerRuntimeState { Id = id, Status = ContainerRuntimeStatus.Stopped, ExitCode = exit.ExitCode, FinishedAt = exit.FinishedAt, OomKilled = exit.OomKilled };
+            return Stopped(exit);
         }
 
         if (runc is null && !Directory.Exists(files.PersistDir))
@@ -363,6 +369,9 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
 
         return new ContainerRuntimeState { Id = id, Status = ContainerRuntimeStatus.Stopped, OomKilled = File.Exists(files.OomFile) };
     }
+
+    private static ContainerRuntimeState Stopped(ContainerExit exit) =>
+        new() { Id = exit.Id, Status = ContainerRuntimeStatus.Stopped, ExitCode = exit.ExitCode, FinishedAt = exit.FinishedAt, OomKilled = exit.OomKilled };
 
     /// <summary>The exit conmon recorded for <paramref name="id"/>; null when there is none (yet).</summary>
     private ContainerExit? ReadExit(string id)

@@ -177,10 +177,8 @@ internal sealed partial class RuncClient(RuntimeOptions options)
     {
         try
         {
-            using var state = JsonDocument.Parse(File.ReadAllBytes(System.IO.Path.Combine(options.RuntimeRoot, id, "state.json")));
-            var root = state.RootElement;
-            if (!root.TryGetProperty("init_process_pid", out var p) || !p.TryGetInt32(out int pid) || pid <= 0
-                || !root.TryGetProperty("init_process_start", out var s) || !s.TryGetUInt64(out ulong start))
+            string path = System.IO.Path.Combine(options.RuntimeRoot, id, "state.json");
+            if (ReadInitFields(path) is not ({ } pid and > 0, { } start))
             {
                 return null;
             }
@@ -199,7 +197,11 @@ internal sealed partial class RuncClient(RuntimeOptions options)
 
             string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             bool alive = fields.Length > 19 && fields[0] is not ("Z" or "X") && ulong.TryParse(fields[19], out ulong started) && started == start;
-            return (pid, alive, alive && IsFrozen(root));
+
+            // A frozen task sleeps uninterruptibly ("D"): only then is the freezer read (on cgroup
+            // v1 its read takes a global mutex and walks the cgroup's descendants), from the whole
+            // state.json.
+            return (pid, alive, alive && fields[0] == "D" && IsFrozen(path));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException or FormatException)
         {
@@ -207,10 +209,81 @@ internal sealed partial class RuncClient(RuntimeOptions options)
         }
     }
 
-    /// <summary>runc's paused: the v1 freezer's state, or cgroup v2's cgroup.freeze, from the paths in state.json.</summary>
-    private static bool IsFrozen(JsonElement state)
+    /// <summary>
+    /// init_process_pid and init_process_start of a runc state.json (null where absent). runc writes
+    /// them right after the id, before the container's whole config (8 to 9 KB here): the file's
+    /// first kilobyte is read and scanned, and the rest only when they are not in it.
+    /// </summary>
+    private static (int? Pid, ulong? Start) ReadInitFields(string path)
     {
-        if (!state.TryGetProperty("cgroup_paths", out var paths) || paths.ValueKind != JsonValueKind.Object)
+        const int Head = 1024;
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Head);
+        try
+        {
+            int n;
+            using (var handle = File.OpenHandle(path))
+            {
+                n = RandomAccess.Read(handle, buffer.AsSpan(0, Head), 0);
+            }
+
+            var fields = ScanInitFields(buffer.AsSpan(0, n), final: n < Head, out bool complete);
+            return complete || n < Head ? fields : ScanInitFields(File.ReadAllBytes(path), final: true, out _);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>The two fields among the top-level properties of <paramref name="json"/>; <paramref name="complete"/> once both are found.</summary>
+    private static (int? Pid, ulong? Start) ScanInitFields(ReadOnlySpan<byte> json, bool final, out bool complete)
+    {
+        var reader = new Utf8JsonReader(json, isFinalBlock: final, state: default);
+        int? pid = null;
+        ulong? start = null;
+        complete = false;
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException("state.json is not an object");
+        }
+
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            bool isPid = reader.ValueTextEquals("init_process_pid"u8);
+            bool isStart = !isPid && reader.ValueTextEquals("init_process_start"u8);
+            if (!reader.Read())
+            {
+                break;
+            }
+
+            if (isPid && reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int p))
+            {
+                pid = p;
+            }
+            else if (isStart && reader.TokenType == JsonTokenType.Number && reader.TryGetUInt64(out ulong t))
+            {
+                start = t;
+            }
+            else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray && !reader.TrySkip())
+            {
+                break;
+            }
+
+            if (pid is not null && start is not null)
+            {
+                complete = true;
+                break;
+            }
+        }
+
+        return (pid, start);
+    }
+
+    /// <summary>runc's paused: the v1 freezer's state, or cgroup v2's cgroup.freeze, from the paths in state.json.</summary>
+    private static bool IsFrozen(string statePath)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(statePath));
+        if (!doc.RootElement.TryGetProperty("cgroup_paths", out var paths) || paths.ValueKind != JsonValueKind.Object)
         {
             return false;
         }

@@ -107,6 +107,90 @@ public sealed class ContainerCrashTests
         }
     }
 
+    /// <summary>
+    /// The user's promise, on the real daemon SIGKILLed with live containers: the restarted daemon
+    /// shows every container as it is — a running one with the pid it had (the same process), one
+    /// that exited while no daemon ran with its exit code, a created one created — without asking
+    /// runc about any of them (a live state is read from runc's state.json and /proc, an exit from
+    /// the file conmon wrote; an exec of runc each kept 1,000 containers' socket down for a minute);
+    /// and a later exit of a container that ran through the crash is caught by its conmon and
+    /// recorded by the new daemon.
+    /// </summary>
+    [Fact]
+    public async Task A_daemon_killed_over_live_containers_finds_each_as_it_is_without_asking_runc()
+    {
+        var dir = Directory.CreateTempSubdirectory("crid-e2e-runc-").FullName;
+        try
+        {
+            var calls = Path.Combine(dir, "calls");
+            var wrapper = Path.Combine(dir, "runc");
+            File.WriteAllText(wrapper, $"#!/bin/sh\necho \"$*\" >> {calls}\nexec /usr/sbin/runc \"$@\"\n");
+            File.SetUnixFileMode(wrapper, (UnixFileMode)0x1ed);
+            var (registry, d, _) = await ContainerSocketTests.StartAsync("--runtime-path", wrapper);
+            await using var _r = registry;
+            await using var _d = d;
+            var podConfig = ContainerSocketTests.Pod(d, "live", NamespaceMode.Container);
+            var pod = (await d.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+            var keep = new List<(string Id, int Pid)>();
+            for (var i = 0; i < 3; i++)
+            {
+                var id = await ContainerSocketTests.RunAsync(d, pod, podConfig, ContainerSocketTests.Shell($"keep-{i}", "exec sleep 1000"));
+                keep.Add((id, PidOf(await ContainerSocketTests.StatusAsync(d, id, verbose: true))));
+            }
+            // pid 1 of its namespace: SIGTERM reaches it only through its trap.
+            var exits = await ContainerSocketTests.RunAsync(d, pod, podConfig, ContainerSocketTests.Shell("exits", "trap 'exit 7' TERM; while true; do sleep 0.1; done"));
+            var exitsPid = PidOf(await ContainerSocketTests.StatusAsync(d, exits, verbose: true));
+            var created = (await d.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = ContainerSocketTests.Shell("created", "exit 3"), SandboxConfig = podConfig })).ContainerId;
+
+            await d.KillAsync();
+            Signals.Send(exitsPid, Signals.SIGTERM);
+            var exitFile = Path.Combine(d.RuntimeRoot, "default", "exits", exits);
+            var deadline = Stopwatch.StartNew();
+            while (!File.Exists(exitFile))
+            {
+                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(20), "conmon wrote no exit file while the daemon was down");
+                await Task.Delay(20);
+            }
+            File.Delete(calls);
+            await d.RestartAsync("--runtime-path", wrapper);
+
+            foreach (var (id, pid) in keep)
+            {
+                var status = await ContainerSocketTests.StatusAsync(d, id, verbose: true);
+                Assert.Equal((ContainerState.ContainerRunning, pid), (status.Status.State, PidOf(status)));
+                Assert.False(SandboxTests.IsGoneOrZombie(pid), $"container {id}'s process {pid} died with the daemon");
+            }
+            var exited = (await ContainerSocketTests.StatusAsync(d, exits)).Status;
+            Assert.Equal((ContainerState.ContainerExited, 7, "Error"), (exited.State, exited.ExitCode, exited.Reason));
+            Assert.Equal(ContainerState.ContainerCreated, (await ContainerSocketTests.StatusAsync(d, created)).Status.State);
+            var listed = (await d.Runtime.ListContainersAsync(new ListContainersRequest())).Containers.ToDictionary(c => c.Id, c => c.State);
+            Assert.Equal(5, listed.Count);
+            Assert.Equal(3, listed.Values.Count(s => s == ContainerState.ContainerRunning));
+            var ids = keep.Select(k => k.Id).Append(exits).Append(created).ToList();
+            var asked = File.Exists(calls) ? File.ReadAllLines(calls) : [];
+            Assert.True(!asked.Any(c => ids.Any(id => c.Contains(id, StringComparison.Ordinal))), "runc was asked at recovery: " + string.Join("; ", asked));
+
+            // An exit after the restart of a container that ran through the crash.
+            Signals.Send(keep[0].Pid, Signals.SIGKILL);
+            deadline.Restart();
+            ContainerStatus after;
+            while ((after = (await ContainerSocketTests.StatusAsync(d, keep[0].Id)).Status).State != ContainerState.ContainerExited)
+            {
+                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(20), "the exit of a container recovered running was not recorded");
+                await Task.Delay(20);
+            }
+            Assert.Equal(137, after.ExitCode);
+
+            await d.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod });
+            await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+            Assert.Empty(ContainerSocketTests.Leftovers(d));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     private static CreateContainerRequest Doomed(string pod, PodSandboxConfig podConfig) =>
         new() { PodSandboxId = pod, Config = ContainerSocketTests.Shell("doomed", "exec sleep 1000"), SandboxConfig = podConfig };
 

@@ -98,10 +98,9 @@ internal static class ContainerRecord
             if (version != FormatVersion)
                 throw new FormatException($"unknown record version {version}");
             ContainerStatus status;
-            var statusPath = Path.Combine(dir, StatusFileName);
-            if (File.Exists(statusPath) && new FileInfo(statusPath).Length > 0)
+            if (ReadIfPresent(Path.Combine(dir, StatusFileName)) is { Length: > 0 } statusBytes)
             {
-                using var statusDoc = JsonDocument.Parse(File.ReadAllBytes(statusPath));
+                using var statusDoc = JsonDocument.Parse(statusBytes);
                 status = ReadStatus(statusDoc.RootElement);
             }
             else
@@ -129,6 +128,18 @@ internal static class ContainerRecord
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or InvalidProtocolBufferException or ArgumentException)
         {
             throw new FormatException(e.Message, e);
+        }
+    }
+
+    private static byte[]? ReadIfPresent(string path)
+    {
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
         }
     }
 

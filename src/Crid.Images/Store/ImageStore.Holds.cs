@@ -96,11 +96,13 @@ public sealed partial class ImageStore : IContainerImages
     {
         Mutate(index =>
         {
-            foreach (var (containerId, _) in ReadHolds().ToList())
+            // By name: the container's id is the file's (reading each of 1,000 holds took a restart
+            // 10 to 25 ms); an unreadable hold of a gone container goes too.
+            foreach (var file in new DirectoryInfo(HoldsDir).EnumerateFiles("*.json"))
             {
-                if (!liveContainerIds.Contains(containerId))
+                if (!liveContainerIds.Contains(Path.GetFileNameWithoutExtension(file.Name)))
                 {
-                    File.Delete(HoldPath(containerId));
+                    file.Delete();
                     _collectAfterMutate = true;
                 }
             }
