@@ -7,6 +7,9 @@ namespace Crid.Linux;
 /// A small kernel-made file read again and again (a cgroup's <c>cpuacct.usage</c>,
 /// <c>memory.stat</c>): opened once, then each <see cref="Read"/> is one pread(2) at offset 0, and
 /// seq_file (cgroupfs and procfs files are seq_files) makes the text afresh for a read at offset 0.
+/// That holds for the one-record files (a cgroup's <c>*.usage</c>, <c>*.current</c>, <c>memory.stat</c>,
+/// <c>cpu.stat</c>, limits); not for cgroup.procs, whose task iterator does not start over (a second
+/// read through the same descriptor gives nothing): read such a file by opening it each time.
 /// </summary>
 /// <remarks>
 /// <para>

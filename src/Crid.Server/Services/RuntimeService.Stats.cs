@@ -29,12 +29,23 @@ internal sealed partial class CriRuntimeService
         };
         if (request.Filter is { } f)
             filter.LabelSelector.Add(f.LabelSelector);
-        var response = new ListPodSandboxStatsResponse();
-        foreach (var sandbox in sandboxes.List(filter))
+        var pods = sandboxes.List(filter).ToList();
+        var answers = new PodSandboxStats[pods.Count];
+        async Task Range(int from, int to)
         {
-            response.Stats.Add(await stats.PodAsync(sandbox, ContainersOf(sandbox)));
-            ForgetRemoved(sandbox);
+            for (var i = from; i < to; i++)
+                answers[i] = await stats.PodAsync(pods[i], ContainersOf(pods[i])).ConfigureAwait(false);
         }
+        // Two halves at once, as ListContainerStats reads its containers (StatsCollector.ContainersAsync):
+        // the two cores share the kernel's formatting of the cgroup files and the network reads' waits.
+        if (pods.Count < 8)
+            await Range(0, pods.Count);
+        else
+            await Task.WhenAll(Task.Run(() => Range(pods.Count / 2, pods.Count)), Range(0, pods.Count / 2));
+        foreach (var sandbox in pods)
+            ForgetRemoved(sandbox);
+        var response = new ListPodSandboxStatsResponse();
+        response.Stats.AddRange(answers);
         return response;
     }
 
