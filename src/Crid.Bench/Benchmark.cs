@@ -121,7 +121,7 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
 
     private async Task PullsAsync()
     {
-        var (pull, floor, present, presentFloor) = await ImagePulls.MeasureAsync(daemon, Path.Combine(floorDir, "pulls"), plan.Pulls, warmup: 1, progress, ct,
+        var (pull, floor, present, presentFloor, presentConditional) = await ImagePulls.MeasureAsync(daemon, Path.Combine(floorDir, "pulls"), plan.Pulls, warmup: 1, progress, ct,
             async image =>
             {
                 var (rpc, runc) = await ExecRpc.MeasureAsync(daemon, image, plan.FloorIterations, plan.Warmup, progress, ct);
@@ -136,6 +136,8 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         _report.Figures["pull_present_p50_ms"] = present.P50;
         _report.Figures["floor_manifest_get_p50_ms"] = presentFloor.P50;
         _report.Figures["ratio_pull_present_to_manifest_get"] = present.P50 / presentFloor.P50;
+        _report.Figures["floor_manifest_conditional_get_p50_ms"] = presentConditional.P50;
+        _report.Figures["ratio_pull_present_to_conditional_get"] = present.P50 / presentConditional.P50;
         SamplePeak();
     }
 

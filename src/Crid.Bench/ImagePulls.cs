@@ -16,7 +16,7 @@ namespace Crid.Bench;
 /// </summary>
 internal static class ImagePulls
 {
-    public static async Task<(Samples Pull, Samples Floor, Samples Present, Samples PresentFloor)> MeasureAsync(DaemonUnderTest daemon, string dir, int iterations, int warmup, Progress progress, CancellationToken ct,
+    public static async Task<(Samples Pull, Samples Floor, Samples Present, Samples PresentFloor, Samples PresentConditional)> MeasureAsync(DaemonUnderTest daemon, string dir, int iterations, int warmup, Progress progress, CancellationToken ct,
         Func<string, Task>? whileServed = null)
     {
         foreach (var tool in new[] { "/usr/bin/docker-registry", "/usr/bin/skopeo", "/bin/busybox" })
@@ -67,11 +67,14 @@ internal static class ImagePulls
             }
 
             // A pull of an image already present (kubelet's IfNotPresent asks ImageStatus first, but
-            // Always pulls every time): the registry is still asked for the manifest, no layer moves.
-            // Its floor is that manifest request alone, made by the bench on a kept connection (the
-            // daemon keeps its own), one of each in turn; three times the pulls' count, each is short.
+            // Always pulls every time): the registry is still asked about the manifest, no layer moves.
+            // Its floors are that manifest request alone, made by the bench on a kept connection (the
+            // daemon keeps its own): the plain GET, and the conditional GET the daemon makes (If-None-Match
+            // with the digest it has, answered 304 Not Modified), one of each in turn; three times the
+            // pulls' count, each is short.
             var present = new Samples();
             var presentFloor = new Samples();
+            var presentConditional = new Samples();
             var reference = new PullImageRequest { Image = new ImageSpec { Image = $"{host}/bench/busybox:1" } };
             var kept = (await images.PullImageAsync(reference, cancellationToken: ct)).ImageRef;
             using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false });
@@ -85,12 +88,16 @@ internal static class ImagePulls
                 if (again != kept)
                     throw new InvalidOperationException($"a second pull gave {again}, the first {kept}");
                 t0 = Stopwatch.GetTimestamp();
-                await GetManifestAsync(http, manifestUri, ct);
+                var top = await GetManifestAsync(http, manifestUri, known: null, ct);
                 var floorMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                t0 = Stopwatch.GetTimestamp();
+                await GetManifestAsync(http, manifestUri, known: top, ct);
+                var conditionalMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 if (i >= warmup)
                 {
                     present.Add(pullMs);
                     presentFloor.Add(floorMs);
+                    presentConditional.Add(conditionalMs);
                 }
                 progress.Tick("pulls of a present image", i + 1, warmup + rounds);
             }
@@ -98,7 +105,7 @@ internal static class ImagePulls
             // Another phase that needs the image in a registry (ExecRpc), while it still serves.
             if (whileServed is not null)
                 await whileServed($"{host}/bench/busybox:1");
-            return (pulls, floor, present, presentFloor);
+            return (pulls, floor, present, presentFloor, presentConditional);
         }
         finally
         {
@@ -169,16 +176,28 @@ internal static class ImagePulls
 
     private static string Digest(byte[] b) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(b));
 
-    /// <summary>The manifest GET a pull makes first, with the media types a puller accepts; the body read whole.</summary>
-    private static async Task GetManifestAsync(HttpClient http, Uri uri, CancellationToken ct)
+    /// <summary>
+    /// The manifest GET a pull makes first, with the media types a puller accepts; the body read whole
+    /// and its digest returned. With <paramref name="known"/>, the conditional GET (If-None-Match), which
+    /// must be answered 304 Not Modified.
+    /// </summary>
+    private static async Task<string> GetManifestAsync(HttpClient http, Uri uri, string? known, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, uri);
         foreach (var type in new[] { "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
             "application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.docker.distribution.manifest.v2+json" })
             request.Headers.Accept.Add(new System.Net.Http.Headers.MediaTypeWithQualityHeaderValue(type));
+        if (known is not null)
+            request.Headers.IfNoneMatch.Add(new System.Net.Http.Headers.EntityTagHeaderValue($"\"{known}\""));
         using var response = await http.SendAsync(request, ct);
+        if (known is not null)
+        {
+            if (response.StatusCode != HttpStatusCode.NotModified)
+                throw new InvalidOperationException($"the registry answered {(int)response.StatusCode} to If-None-Match with the manifest's own digest, not 304");
+            return known;
+        }
         response.EnsureSuccessStatusCode();
-        await response.Content.ReadAsByteArrayAsync(ct);
+        return Digest(await response.Content.ReadAsByteArrayAsync(ct));
     }
 
     internal static async Task RunAsync(string file, string[] args, CancellationToken ct)

@@ -66,6 +66,7 @@ internal sealed class Report
         Row("floor: skopeo copy to dir + tar -xzf", Ms("floor_skopeo_tar_p50_ms"), "", "");
         Row("PullImage of the image already present", Ms("pull_present_p50_ms"), "", "");
         Row("floor: its manifest GET alone, kept connection", Ms("floor_manifest_get_p50_ms"), "", "");
+        Row("floor: the same GET if not its digest (304)", Ms("floor_manifest_conditional_get_p50_ms"), "", "");
         Row("RunPodSandbox + CreateContainer + StartContainer", Ms("pod_container_start_p50_ms"), Ms("pod_container_start_p90_ms"), "");
         Row("floor: runc create + runc start of the same rootfs", Ms("floor_runc_create_start_p50_ms"), "", "");
         Row("StopContainer + RemoveContainer + StopPod + RemovePod", Ms("teardown_p50_ms"), Ms("teardown_p90_ms"), "");
@@ -85,6 +86,7 @@ internal sealed class Report
         Row("ratio RunPodSandbox / floor create", Ms("ratio_run_to_floor_create"), "", "");
         Row("ratio PullImage / (skopeo copy + tar)", Ms("ratio_pull_to_skopeo_tar"), "", "");
         Row("ratio present pull / its manifest GET", Ms("ratio_pull_present_to_manifest_get"), "", "");
+        Row("ratio present pull / the conditional GET", Ms("ratio_pull_present_to_conditional_get"), "", "");
         Row("ratio pod + container start / runc create + start", Ms("ratio_pod_container_to_runc_create_start"), "", "");
         Row("ratio StopPodSandbox / floor remove", Ms("ratio_stop_to_floor_remove"), "", "");
         Row("ratio RunPodSandbox / (floor create + Version)", Ms("ratio_run_to_floor_plus_transport"), "", "");

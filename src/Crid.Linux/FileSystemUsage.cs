@@ -15,36 +15,12 @@ public sealed record FileSystemUsage(string MountPoint, ulong UsedBytes, ulong U
     {
         var full = Path.GetFullPath(path);
         var best = "/";
-        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        foreach (var mount in MountTable.OfSelf())
         {
-            // Field 5 is the mount point, with spaces and the like escaped as octal (proc(5)).
-            var fields = line.Split(' ');
-            if (fields.Length < 5)
-                continue;
-            var mount = UnescapeOctal(fields[4]);
-            if (mount.Length > best.Length && (full == mount || full.StartsWith(mount + "/", StringComparison.Ordinal)))
-                best = mount;
+            var point = mount.MountPoint;
+            if (point.Length > best.Length && (full == point || full.StartsWith(point + "/", StringComparison.Ordinal)))
+                best = point;
         }
         return best;
-    }
-
-    private static string UnescapeOctal(string s)
-    {
-        if (!s.Contains('\\'))
-            return s;
-        var sb = new System.Text.StringBuilder(s.Length);
-        for (var i = 0; i < s.Length; i++)
-        {
-            if (s[i] == '\\' && i + 3 < s.Length)
-            {
-                sb.Append((char)Convert.ToInt32(s.Substring(i + 1, 3), 8));
-                i += 3;
-            }
-            else
-            {
-                sb.Append(s[i]);
-            }
-        }
-        return sb.ToString();
     }
 }

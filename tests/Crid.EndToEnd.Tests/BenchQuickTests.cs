@@ -24,7 +24,7 @@ public sealed partial class BenchQuickTests(ITestOutputHelper output)
         "rss_idle_fresh_mib", "rss_idle_warm_mib", "rss_live_mib", "rss_recovered_mib",
         "rss_after_remove_mib", "rss_peak_mib",
         "rss_idle_fresh_settled_mib", "rss_after_load_mib", "rss_idle_after_load_mib", "rss_live_settled_mib",
-        "list_bytes_p50_ms", "list_client_parse_p50_ms", "list_answer_kib", "pull_present_p50_ms", "floor_manifest_get_p50_ms", "ratio_pull_present_to_manifest_get",
+        "list_bytes_p50_ms", "list_client_parse_p50_ms", "list_answer_kib", "pull_present_p50_ms", "floor_manifest_get_p50_ms", "ratio_pull_present_to_manifest_get", "floor_manifest_conditional_get_p50_ms", "ratio_pull_present_to_conditional_get",
         "net_run_p50_ms", "net_stop_p50_ms", "floor_cni_add_p50_ms", "floor_cni_del_p50_ms",
         "ratio_net_run_to_floor", "ratio_net_stop_to_floor", "net_c8_lifecycles_per_s", "floor_cni_c8_lifecycles_per_s",
         "pod_container_start_p50_ms", "floor_runc_create_start_p50_ms", "ratio_pod_container_to_runc_create_start",

@@ -29,9 +29,14 @@ public sealed class DockerRegistryTests : IAsyncLifetime
         Assert.Equal(File.ReadAllBytes(TestHost.Busybox), File.ReadAllBytes(Path.Combine(h.LayerFolder(stored, 0), "bin/busybox")));
         Assert.Equal("zstd layer", File.ReadAllText(Path.Combine(h.LayerFolder(stored, 1), "data/y")));
         Assert.Equal("1002", h.Store.Find("busybox:1.36")!.Config.User);
-        // Pulled again: nothing is fetched, the same image comes back.
-        Assert.Equal(id, await h.PullAsync("docker.io/library/busybox:1.36"));
-        Assert.Equal(id, await h.PullAsync($"busybox@{image.TopDigest}"));
+        // Pulled again: nothing is fetched, the same image comes back. distribution answers the
+        // conditional request 304 for the tag and for the digest.
+        foreach (var name in new[] { "docker.io/library/busybox:1.36", $"busybox@{image.TopDigest}" })
+        {
+            h.Sent.Clear();
+            Assert.Equal(id, await h.PullAsync(name));
+            Assert.Equal(($"\"{image.TopDigest}\"", 304), Assert.Single(h.Sent.Select(r => (r.IfNoneMatch, r.Status))));
+        }
         Assert.Equal(2, h.Store.Current.Layers.Count);
         Assert.True(h.Store.Remove(id));
         h.AssertEmpty();

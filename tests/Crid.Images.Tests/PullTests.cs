@@ -342,6 +342,76 @@ public sealed class PullTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_present_image_costs_one_conditional_request_by_tag_or_digest_and_a_moved_tag_is_fetched()
+    {
+        var image = TestImage.Build([TestImage.Layer(new TarBuilder().File("a", "1").Build())], multiArch: true, label: "present");
+        _registry.Add("present", "v1", image);
+        using var h = new PullHarness();
+        var id = await h.PullAsync($"{_registry.Host}/present:v1");
+        foreach (var name in new[] { $"{_registry.Host}/present:v1", $"{_registry.Host}/present@{image.TopDigest}", $"{_registry.Host}/present:v1@{image.TopDigest}" })
+        {
+            h.Sent.Clear();
+            Assert.Equal(id, await h.PullAsync(name));
+            // The index's own request only, answered 304: no platform manifest, config or layer request.
+            var only = Assert.Single(h.Sent);
+            Assert.Equal($"\"{image.TopDigest}\"", only.IfNoneMatch);
+            Assert.Equal(304, only.Status);
+            Assert.EndsWith(name.Contains('@') ? $"/manifests/{image.TopDigest}" : "/manifests/v1", only.Path);
+        }
+
+        // The tag moves: the same request gets the new index, and the new image is pulled.
+        var moved = TestImage.Build([TestImage.Layer(new TarBuilder().File("a", "2").Build())], multiArch: true, label: "moved");
+        _registry.Add("present", "v1", moved);
+        h.Sent.Clear();
+        Assert.Equal(moved.ConfigDigest, await h.PullAsync($"{_registry.Host}/present:v1"));
+        var first = h.Sent.First();
+        Assert.Equal(($"/v2/present/manifests/v1", $"\"{image.TopDigest}\"", 200), first);
+        Assert.Equal([$"{_registry.Host}/present:v1"], h.Store.Lookup(moved.ConfigDigest)!.RepoTags);
+        Assert.Empty(h.Store.Lookup(id)!.RepoTags);
+    }
+
+    [Fact]
+    public async Task A_304_for_an_image_damaged_here_or_one_that_contradicts_itself_gets_the_manifest_again()
+    {
+        var image = TestImage.Build([TestImage.Layer(new TarBuilder().File("a", "1").Build())], multiArch: true, label: "damaged");
+        _registry.Add("damaged", "v1", image);
+        using var h = new PullHarness();
+        var id = await h.PullAsync($"{_registry.Host}/damaged:v1");
+
+        // The config blob is gone from the store: the 304 says nothing moved, but the image is not whole.
+        File.Delete(h.Store.BlobPath(image.ConfigDigest));
+        h.Sent.Clear();
+        Assert.Equal(id, await h.PullAsync($"{_registry.Host}/damaged:v1"));
+        Assert.Equal([
+            ("/v2/damaged/manifests/v1", $"\"{image.TopDigest}\"", 304),
+            ("/v2/damaged/manifests/v1", null, 200),
+            ($"/v2/damaged/manifests/{image.ManifestDigest}", null, 200),
+            ($"/v2/damaged/blobs/{image.ConfigDigest}", null, 200),
+        ], h.Sent.ToArray());
+        Assert.True(File.Exists(h.Store.BlobPath(image.ConfigDigest)));
+
+        // A registry whose 304 names another digest is asked again without the condition.
+        _registry.Intercept = ctx =>
+        {
+            if (ctx.Request.Headers.IfNoneMatch.Count == 0)
+                return Task.FromResult(false);
+            ctx.Response.StatusCode = 304;
+            ctx.Response.Headers["Docker-Content-Digest"] = "sha256:" + new string('0', 64);
+            return Task.FromResult(true);
+        };
+        h.Sent.Clear();
+        Assert.Equal(id, await h.PullAsync($"{_registry.Host}/damaged:v1"));
+        Assert.Equal([(304, true), (200, false), (200, false)], h.Sent.Select(r => (r.Status, r.IfNoneMatch is not null)).ToArray());
+
+        // A registry that ignores If-None-Match answers 200: the pull is still done with manifests only.
+        _registry.Intercept = null;
+        _registry.HonorsIfNoneMatch = false;
+        h.Sent.Clear();
+        Assert.Equal(id, await h.PullAsync($"{_registry.Host}/damaged:v1"));
+        Assert.Equal(["/v2/damaged/manifests/v1", $"/v2/damaged/manifests/{image.ManifestDigest}"], h.Sent.Select(r => r.Path).ToArray());
+    }
+
+    [Fact]
     public async Task A_tag_that_moves_leaves_the_old_image_to_be_collected_unless_a_container_holds_it()
     {
         using var h = new PullHarness();

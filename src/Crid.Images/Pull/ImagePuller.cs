@@ -32,18 +32,21 @@ public sealed class ImagePuller(ImageStore store, RegistryHosts hosts, RegistryC
     public async Task<string> PullAsync(ImageReference reference, Credentials? creds, CancellationToken ct)
     {
         var key = reference.ToString();
-        var lazy = _pulls.GetOrAdd(key, k => new Lazy<Task<string>>(() => Task.Run(async () =>
+        Lazy<Task<string>>? mine = null;
+        mine = _pulls.GetOrAdd(key, k => new Lazy<Task<string>>(async () =>
         {
             try
             {
+                // Not handed to the thread pool: the pull runs on to its first wait on this thread,
+                // then on its own, whatever this caller does (it never sees the caller's token).
                 return await RunAsync(reference, creds).ConfigureAwait(false);
             }
             finally
             {
-                _pulls.TryRemove(k, out _);
+                _pulls.TryRemove(new KeyValuePair<string, Lazy<Task<string>>>(k, mine!));
             }
-        })));
-        return await lazy.Value.WaitAsync(ct).ConfigureAwait(false);
+        }));
+        return await mine.Value.WaitAsync(ct).ConfigureAwait(false);
     }
 
     private async Task<string> RunAsync(ImageReference reference, Credentials? creds)
@@ -53,7 +56,21 @@ public sealed class ImagePuller(ImageStore store, RegistryHosts hosts, RegistryC
         using var cts = new CancellationTokenSource();
         try
         {
-            var (endpoint, top) = await FetchTopAsync(reference, creds, cts.Token).ConfigureAwait(false);
+            // A present image is checked with one conditional request: the registry answers 304 when
+            // the reference still names the top manifest this image was pulled from.
+            var known = KnownTop(reference);
+            var (endpoint, answer) = await FetchTopAsync(reference, creds, known?.Top, cts.Token).ConfigureAwait(false);
+            if (answer is null)
+            {
+                if (Present(reference, known!.Value.Top, known.Value.Image.ManifestDigest) is { } same)
+                {
+                    ImagesLog.PullPresent(log, name, same.Id, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                    return same.Id;
+                }
+                // Unchanged at the registry but changed here since (removed, collected): fetched whole.
+                (endpoint, answer) = await FetchTopAsync(reference, creds, known: null, cts.Token).ConfigureAwait(false);
+            }
+            var top = answer!;
             var keep = new List<(string Digest, byte[] Body)> { (top.Digest, top.Body) };
             RegistryClient.Manifest manifestBlob = top;
             if (MediaTypes.IsIndex(top.MediaType))
@@ -68,7 +85,7 @@ public sealed class ImagePuller(ImageStore store, RegistryHosts hosts, RegistryC
             {
                 throw new ManifestException("Docker schema 1 manifests are deprecated and not supported; push the image again with a current client");
             }
-            if (Present(reference, top, manifestBlob) is { } present)
+            if (Present(reference, top.Digest, manifestBlob.Digest) is { } present)
             {
                 ImagesLog.PullPresent(log, name, present.Id, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 return present.Id;
@@ -173,21 +190,41 @@ public sealed class ImagePuller(ImageStore store, RegistryHosts hosts, RegistryC
     /// (it resolves the tag, finds every blob and snapshot present, and fetches nothing): no config
     /// request, no write of the store's index. Null when anything would change.
     /// </summary>
-    private StoredImage? Present(ImageReference reference, RegistryClient.Manifest top, RegistryClient.Manifest manifest)
+    private StoredImage? Present(ImageReference reference, string top, string manifest)
     {
-        var image = store.Current.Images.FirstOrDefault(i => i.ManifestDigest == manifest.Digest);
+        var image = store.Current.Images.FirstOrDefault(i => i.ManifestDigest == manifest);
         if (image is null
             || (reference.TagReference is { } tag && !image.RepoTags.Contains(tag))
-            || !image.RepoDigests.Contains(reference.DigestReference(top.Digest))
+            || !image.RepoDigests.Contains(reference.DigestReference(top))
             || image.Layers.Any(l => store.Layer(l) is null)
             || image.Blobs.Any(b => !File.Exists(store.BlobPath(b)))
-            || !image.Blobs.Contains(top.Digest) || !image.Blobs.Contains(manifest.Digest) || !image.Blobs.Contains(image.Id))
+            || !image.Blobs.Contains(top) || !image.Blobs.Contains(manifest) || !image.Blobs.Contains(image.Id))
             return null;
         return image;
     }
 
-    /// <summary>The top manifest or index, from the first endpoint (mirrors first) that serves it.</summary>
-    private async Task<(RegistryEndpoint, RegistryClient.Manifest)> FetchTopAsync(ImageReference reference, Credentials? creds, CancellationToken ct)
+    /// <summary>
+    /// The stored image this reference names and the top manifest (or index) digest it was pulled
+    /// from under this repository's name, when that digest is known without doubt: the reference's
+    /// own digest, or the image's only digest under this name (an image pulled by two tops of one
+    /// name, an index and its manifest, leaves it unknown). Null when there is nothing to check.
+    /// </summary>
+    private (StoredImage Image, string Top)? KnownTop(ImageReference reference)
+    {
+        var images = store.Current.Images;
+        if (reference.Digest is { } digest)
+            return images.FirstOrDefault(i => i.RepoDigests.Contains(reference.DigestReference(digest))) is { } byDigest ? (byDigest, digest) : null;
+        var image = images.FirstOrDefault(i => i.RepoTags.Contains(reference.TagReference!));
+        var prefix = reference.Name + "@";
+        var tops = image?.RepoDigests.Where(d => d.StartsWith(prefix, StringComparison.Ordinal)).Take(2).ToList();
+        return tops is [var only] ? (image!, only[prefix.Length..]) : null;
+    }
+
+    /// <summary>
+    /// The top manifest or index, from the first endpoint (mirrors first) that serves it; a null
+    /// manifest when that endpoint answered that the reference still names <paramref name="known"/>.
+    /// </summary>
+    private async Task<(RegistryEndpoint Endpoint, RegistryClient.Manifest? Top)> FetchTopAsync(ImageReference reference, Credentials? creds, string? known, CancellationToken ct)
     {
         var endpoints = hosts.Resolve(reference);
         var failures = new List<string>();
@@ -197,7 +234,7 @@ public sealed class ImagePuller(ImageStore store, RegistryHosts hosts, RegistryC
             ImagesLog.PullStarted(log, reference.ToString(), endpoint.ToString());
             try
             {
-                var top = await client.GetManifestAsync(endpoint, reference.Digest ?? reference.Tag!, CredsFor(endpoint, creds), ct).ConfigureAwait(false);
+                var top = await client.GetManifestIfChangedAsync(endpoint, reference.Digest ?? reference.Tag!, known, CredsFor(endpoint, creds), ct).ConfigureAwait(false);
                 return (endpoint, top);
             }
             catch (RegistryException e)

@@ -26,6 +26,9 @@ public sealed class FakeRegistry : IAsyncDisposable
 
     public string Host { get; }
 
+    /// <summary>Whether a manifest GET with If-None-Match naming its digest gets 304 (true, as distribution does) or the manifest.</summary>
+    public bool HonorsIfNoneMatch { get; set; } = true;
+
     private FakeRegistry(WebApplication app, string host)
     {
         _app = app;
@@ -87,6 +90,15 @@ public sealed class FakeRegistry : IAsyncDisposable
                 await ctx.Response.WriteAsync("{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\"}]}");
                 return;
             }
+            // As distribution does: the manifest's digest is its ETag, and a conditional GET that names
+            // it is answered 304 Not Modified, without a body or the digest header.
+            var digest = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(manifest.Body));
+            if (HonorsIfNoneMatch && ctx.Request.Headers.IfNoneMatch.Any(v => v!.Split(',').Any(e => e.Trim().Trim('"') == digest)))
+            {
+                ctx.Response.StatusCode = 304;
+                return;
+            }
+            ctx.Response.Headers.ETag = $"\"{digest}\"";
             ctx.Response.ContentType = manifest.MediaType;
             ctx.Response.ContentLength = manifest.Body.Length;
             await ctx.Response.Body.WriteAsync(manifest.Body);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Crid.Core.Configuration;
 using Crid.Images.Pull;
 using Crid.Images.References;
@@ -15,10 +16,14 @@ public sealed class PullHarness : IDisposable
     public ImagePuller Puller { get; }
     public RegistryClient Client { get; }
 
+    /// <summary>Every request the client sent, as it left (path, If-None-Match) and how it was answered.</summary>
+    public ConcurrentQueue<(string Path, string? IfNoneMatch, int Status)> Sent { get; } = new();
+
     public PullHarness(IReadOnlyList<RegistryEntry>? registries = null, double idleSeconds = 10, string credentialsFile = "")
     {
         Store = new ImageStore(Path.Combine(Dir, "images"));
-        Client = new RegistryClient(TimeSpan.FromSeconds(idleSeconds));
+        Client = new RegistryClient(TimeSpan.FromSeconds(idleSeconds),
+            new Recorder(Sent) { InnerHandler = new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false } });
         Puller = new ImagePuller(Store, new RegistryHosts(registries ?? []), Client, new CredentialsFile(credentialsFile), NullLogger<ImagePuller>.Instance);
     }
 
@@ -42,5 +47,16 @@ public sealed class PullHarness : IDisposable
         Client.Dispose();
         Store.Dispose();
         Directory.Delete(Dir, true);
+    }
+
+    private sealed class Recorder(ConcurrentQueue<(string, string?, int)> sent) : DelegatingHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+        {
+            var response = await base.SendAsync(request, ct);
+            var etags = request.Headers.IfNoneMatch.Count > 0 ? string.Join(", ", request.Headers.IfNoneMatch) : null;
+            sent.Enqueue((request.RequestUri!.AbsolutePath, etags, (int)response.StatusCode));
+            return response;
+        }
     }
 }
