@@ -16,7 +16,8 @@ public sealed record ContainerStatsSource(string Id, ContainerMetadata Metadata,
 /// the cgroup (<see cref="CgroupLayout"/>), CPU rates against each object's baseline
 /// (<see cref="CpuRates"/>), writable layers measured by bounded walks (<see cref="WritableLayerStats"/>),
 /// and the pod's interfaces read in its network namespace (<see cref="NetworkStatsReader"/>).
-/// A container without a cgroup (created, or exited) has its identity and its layer, no CPU or memory.
+/// A container whose cgroup is not there (never made, or already deleted) has its identity and its
+/// layer, no CPU or memory. An exited container keeps its cgroup, so its last figures, until it is removed.
 /// </summary>
 public sealed class StatsCollector(CgroupLayout layout, CgroupStatsReader reader, CpuRates rates, WritableLayerStats layers, NetworkStatsReader network)
 {
