@@ -74,6 +74,7 @@ internal sealed class Report
         Row($"ListContainers, {Plan("container_pods") * Plan("containers_per_pod")} live containers", Ms("list_containers_p50_ms"), Ms("list_containers_p90_ms"), "");
         Row("ListContainerStats, the same", Ms("list_container_stats_p50_ms"), Ms("list_container_stats_p90_ms"), "");
         Row("  its first call (every writable layer walked)", Ms("list_container_stats_first_ms"), "", "");
+        Row($"ListPodSandboxStats, the {Plan("container_pods")} pods", Ms("list_pod_sandbox_stats_p50_ms"), Ms("list_pod_sandbox_stats_p90_ms"), "");
         Row($"pod of 2 containers, start to removed, {Plan("container_clients")} clients", Ms("pods2_concurrent_lifecycle_p50_ms"), Ms("pods2_concurrent_lifecycle_p90_ms"), "");
         Row("  of which Run + 2 × (Create + Start)", Ms("pods2_concurrent_start_p50_ms"), "", "");
         Row("sandbox files: temp + rename", Ms("files_atomic_p50_ms"), "", "");

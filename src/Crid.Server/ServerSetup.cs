@@ -30,8 +30,11 @@ public static class ServerSetup
         services.AddSingleton<SandboxManager>();
         // Read once: the cgroup mounts do not change under a running daemon (runc reads them the same way).
         services.AddSingleton(_ => new StatsCollector(CgroupLayout.FromHost(), new CgroupStatsReader(), new CpuRates(),
-            // A layer's walk is reused for 10 s: kubelet asks every 10 to 15 s, crictl twice a second apart.
-            new WritableLayerStats(TimeSpan.FromSeconds(10)), new NetworkStatsReader()));
+            // The writable layers' figures are at most 30 s old: a call gives a walk's figures younger
+            // than 30 s at once and starts a new walk in the background when they are older than 5 s,
+            // so kubelet (every 10 to 15 s) gets what its previous call had measured, and only a layer
+            // never measured (or not asked about for 30 s) is waited for (WritableLayerStats).
+            new WritableLayerStats(TimeSpan.FromSeconds(30), refreshAfter: TimeSpan.FromSeconds(5)), new NetworkStatsReader()));
         services.AddSingleton(sp =>
         {
             var bus = new ContainerEventBus(options.EventsQueueCapacity is > 0 and <= int.MaxValue ? (int)options.EventsQueueCapacity : ContainerEventBus.DefaultQueueCapacity);

@@ -125,4 +125,71 @@ public sealed class StatsCollectorTests : IDisposable
         Assert.Null(empty.Linux.Cpu);
         Assert.Equal(0UL, empty.Linux.Process.ProcessCount.Value);
     }
+    /// <summary>The hybrid fixture copied under the test's folder, so its files can be rewritten; its collector.</summary>
+    private (StatsCollector Collector, string Root) WritableHybrid()
+    {
+        var from = Path.Combine(TestData.Dir, "cgroups", "hybrid");
+        var root = Path.Combine(_dir, "hybrid");
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var to = Path.Combine(root, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(file, to);
+        }
+        var cgroups = CgroupLayout.Parse(File.ReadAllLines(Path.Combine(root, "mountinfo")), File.ReadAllLines(Path.Combine(root, "self-cgroup")), root);
+        return (new StatsCollector(cgroups, new CgroupStatsReader(() => _now), new CpuRates(), new WritableLayerStats(TimeSpan.FromSeconds(10), clock: () => _now),
+            new NetworkStatsReader(() => _now)), root);
+    }
+
+    [Fact]
+    public async Task Kept_files_give_the_figures_of_each_call_and_go_with_the_container()
+    {
+        var (collector, root) = WritableHybrid();
+        var memory = Path.Combine(root, $"sys/fs/cgroup/memory/crid/crid-{Id}");
+        var kept = Crid.Linux.RereadFile.Kept;
+        var first = Assert.Single(await collector.ContainersAsync([Source(Id, $"/crid/crid-{Id}", null)]));
+        Assert.Equal(16347490860811UL, first.Cpu.UsageCoreNanoSeconds.Value);
+        Assert.Equal(1, collector.KeptCount);
+        Assert.True(Crid.Linux.RereadFile.Kept > kept);
+
+        // Rewritten in place (as the kernel's figures change under a kept descriptor): the next call reads the new figures.
+        File.WriteAllText(Path.Combine(root, $"sys/fs/cgroup/cpuacct/crid/crid-{Id}/cpuacct.usage"), "16348490860811\n");
+        File.WriteAllText(Path.Combine(memory, "memory.usage_in_bytes"), "83886080\n");
+        File.WriteAllText(Path.Combine(memory, "memory.stat"), File.ReadAllText(Path.Combine(memory, "memory.stat"))
+            .Replace("total_inactive_file 5242880", "total_inactive_file 1048576").Replace("total_pgfault 17012", "total_pgfault 20000"));
+        File.WriteAllText(Path.Combine(memory, "memory.limit_in_bytes"), "9223372036854771712\n");
+        _now += 2_000_000_000;
+        var second = Assert.Single(await collector.ContainersAsync([Source(Id, $"/crid/crid-{Id}", null)]));
+        Assert.Equal(16348490860811UL, second.Cpu.UsageCoreNanoSeconds.Value);
+        Assert.Equal(500_000_000UL, second.Cpu.UsageNanoCores.Value);
+        Assert.Equal(_now, second.Cpu.Timestamp);
+        Assert.Equal(83886080UL, second.Memory.UsageBytes.Value);
+        Assert.Equal(83886080UL - 1048576, second.Memory.WorkingSetBytes.Value);
+        Assert.Equal(20000UL, second.Memory.PageFaults.Value);
+        Assert.Equal(67108864UL, second.Memory.RssBytes.Value);
+        // v1's "no limit": no available bytes, as kubelet leaves them.
+        Assert.Null(second.Memory.AvailableBytes);
+        // The attributes are built once and shared by the answers.
+        Assert.Same(first.Attributes, second.Attributes);
+
+        // Removed: nothing held open for it (a removed cgroup's kept files are tested on real cgroups:
+        // StatsPrimitivesTests and the end-to-end StatsListTests).
+        collector.Forget(Id);
+        Assert.Equal(0, collector.KeptCount);
+        Assert.Equal(kept, Crid.Linux.RereadFile.Kept);
+    }
+
+    [Fact]
+    public async Task A_long_list_is_read_in_two_halves_and_answered_in_order()
+    {
+        var collector = Collector("hybrid");
+        var sources = Enumerable.Range(0, StatsCollector.ParallelFrom * 2 + 1).Select(i => Source($"c{i}", $"/crid/crid-{Id}", null)).ToList();
+        var stats = await collector.ContainersAsync(sources);
+        Assert.Equal(sources.Select(s => s.Id), stats.Select(s => s.Attributes.Id));
+        Assert.All(stats, s => Assert.Equal(16347490860811UL, s.Cpu.UsageCoreNanoSeconds.Value));
+        Assert.All(stats, s => Assert.Equal(73400320UL - 5242880, s.Memory.WorkingSetBytes.Value));
+        foreach (var s in sources)
+            collector.Forget(s.Id);
+        Assert.Equal(0, collector.KeptCount);
+    }
 }

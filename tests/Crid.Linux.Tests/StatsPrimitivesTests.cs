@@ -147,4 +147,81 @@ public class StatsPrimitivesTests
             Directory.Delete(dir, true);
         }
     }
+    private static string Text(RereadFile f)
+    {
+        var buffer = new byte[4096];
+        var n = f.Read(buffer);
+        return n < 0 ? "<none>" : System.Text.Encoding.ASCII.GetString(buffer, 0, n);
+    }
+
+    [Fact]
+    public void A_kept_cgroup_file_reads_what_is_there_now_and_lets_go_when_its_cgroup_is_removed()
+    {
+        TestHost.RequireRoot();
+        // pids.current in v1's pids hierarchy (this host), cgroup.events in a v2-only one: one-value files.
+        var v1 = Directory.Exists("/sys/fs/cgroup/pids");
+        var root = v1 ? "/sys/fs/cgroup/pids" : "/sys/fs/cgroup";
+        var (file, empty, one) = v1 ? ("pids.current", "0\n", "1\n") : ("cgroup.events", "populated 0\nfrozen 0\n", "populated 1\nfrozen 0\n");
+        var dir = Path.Combine(root, "crid-reread-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        using var sleeper = System.Diagnostics.Process.Start("sleep", "30");
+        try
+        {
+            var kept = RereadFile.Kept;
+            using var figure = new RereadFile(Path.Combine(dir, file));
+            Assert.Equal(empty, Text(figure));
+            Assert.True(figure.IsKept);
+            Assert.Equal(kept + 1, RereadFile.Kept);
+
+            // Read again through the same descriptor: the kernel makes the text afresh at offset 0.
+            File.WriteAllText(Path.Combine(dir, "cgroup.procs"), sleeper.Id.ToString());
+            Assert.Equal(one, Text(figure));
+            Assert.True(figure.IsKept);
+
+            // Removed: its kept descriptor's reads fail (ENODEV), it is closed, and the path is not there.
+            File.WriteAllText(Path.Combine(root, "cgroup.procs"), sleeper.Id.ToString());
+            Directory.Delete(dir);
+            Assert.Equal("<none>", Text(figure));
+            Assert.False(figure.IsKept);
+            Assert.Equal(kept, RereadFile.Kept);
+        }
+        finally
+        {
+            sleeper.Kill();
+            sleeper.WaitForExit();
+            if (Directory.Exists(dir))
+                Directory.Delete(dir);
+        }
+    }
+
+    [Fact]
+    public void Past_the_budget_a_file_is_read_without_keeping_its_descriptor()
+    {
+        var path = Path.GetTempFileName();
+        var budget = RereadFile.Budget;
+        try
+        {
+            File.WriteAllText(path, "1");
+            using (var kept = new RereadFile(path))
+            {
+                Assert.Equal("1", Text(kept));
+                Assert.True(kept.IsKept);
+                // Written in place (same inode): the kept descriptor reads the new text from the start.
+                File.WriteAllText(path, "22");
+                Assert.Equal("22", Text(kept));
+            }
+            RereadFile.Budget = RereadFile.Kept;
+            using var over = new RereadFile(path);
+            Assert.Equal("22", Text(over));
+            Assert.False(over.IsKept);
+            using var missing = new RereadFile(path + ".none");
+            Assert.Equal("<none>", Text(missing));
+            Assert.False(missing.IsKept);
+        }
+        finally
+        {
+            RereadFile.Budget = budget;
+            File.Delete(path);
+        }
+    }
 }

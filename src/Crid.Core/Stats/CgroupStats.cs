@@ -49,67 +49,46 @@ public sealed record CgroupSample(CpuSample? Cpu, MemorySample? Memory, ProcessS
 /// </summary>
 public sealed class CgroupStatsReader(Func<long>? clock = null)
 {
-    // kubelet's isMemoryUnlimited: v1 reports "no limit" as a page-rounded 2^63 - 1.
-    private const ulong UnlimitedAbove = 1UL << 62;
-
     private readonly Func<long> _clock = clock ?? UnixClock.Now;
 
-    public CgroupSample Read(CgroupDirs dirs) => new(Cpu(dirs), Memory(dirs), Processes(dirs));
+    /// <summary>One reading of the cgroup at <paramref name="dirs"/>, its files opened for it and closed after.</summary>
+    public CgroupSample Read(CgroupDirs dirs)
+    {
+        using var files = new CgroupFiles(dirs);
+        return Read(files, processes: true);
+    }
+
+    /// <summary>
+    /// One reading through kept files (ListContainerStats' way: no open or close per call). A
+    /// container's stats have no process count: <paramref name="processes"/> is for pods.
+    /// </summary>
+    public CgroupSample Read(CgroupFiles files, bool processes) =>
+        new(files.Cpu(_clock()), files.Memory(_clock()), processes ? Processes(files) : null);
 
     public CpuSample? Cpu(CgroupDirs dirs)
     {
-        var now = _clock();
-        if (dirs.Mode != CgroupMode.Unified && dirs.Cpuacct is { } acct && ReadNumber(Path.Combine(acct, "cpuacct.usage")) is { } ns)
-            return new CpuSample(now, ns);
-        // cpu.stat's usage_usec is there in every cgroup2 folder, with or without the cpu controller
-        // (so a hybrid host without cpuacct still has it in its unified mount).
-        if (dirs.Unified is { } unified && ReadKeyed(Path.Combine(unified, "cpu.stat")) is { } stat && stat.TryGetValue("usage_usec", out var usec))
-            return new CpuSample(now, usec * 1000);
-        return null;
+        using var files = new CgroupFiles(dirs);
+        return files.Cpu(_clock());
     }
 
     public MemorySample? Memory(CgroupDirs dirs)
     {
-        var now = _clock();
-        if (dirs.Mode == CgroupMode.Unified)
-        {
-            if (dirs.Unified is not { } dir || ReadNumber(Path.Combine(dir, "memory.current")) is not { } usage)
-                return null;
-            var stat = ReadKeyed(Path.Combine(dir, "memory.stat")) ?? [];
-            return new MemorySample
-            {
-                Timestamp = now,
-                UsageBytes = usage,
-                WorkingSetBytes = Less(usage, stat.GetValueOrDefault("inactive_file")),
-                RssBytes = stat.GetValueOrDefault("anon"),
-                PageFaults = stat.GetValueOrDefault("pgfault"),
-                MajorPageFaults = stat.GetValueOrDefault("pgmajfault"),
-                LimitBytes = Limit(ReadText(Path.Combine(dir, "memory.max"))),
-            };
-        }
-        if (dirs.Memory is not { } mem || ReadNumber(Path.Combine(mem, "memory.usage_in_bytes")) is not { } v1Usage)
-            return null;
-        // The total_* keys count the cgroups below too, as usage_in_bytes does (use_hierarchy is
-        // always on since 5.x): a pod's parent cgroup is the sum of its containers.
-        var v1Stat = ReadKeyed(Path.Combine(mem, "memory.stat")) ?? [];
-        return new MemorySample
-        {
-            Timestamp = now,
-            UsageBytes = v1Usage,
-            WorkingSetBytes = Less(v1Usage, v1Stat.GetValueOrDefault("total_inactive_file")),
-            RssBytes = v1Stat.GetValueOrDefault("total_rss"),
-            PageFaults = v1Stat.GetValueOrDefault("total_pgfault"),
-            MajorPageFaults = v1Stat.GetValueOrDefault("total_pgmajfault"),
-            LimitBytes = Limit(ReadText(Path.Combine(mem, "memory.limit_in_bytes"))),
-        };
+        using var files = new CgroupFiles(dirs);
+        return files.Memory(_clock());
     }
 
     public ProcessSample? Processes(CgroupDirs dirs)
     {
+        using var files = new CgroupFiles(dirs);
+        return Processes(files);
+    }
+
+    private ProcessSample? Processes(CgroupFiles files)
+    {
         var now = _clock();
-        var pidsDir = dirs.Mode == CgroupMode.Unified ? dirs.Unified : dirs.Pids;
-        if (pidsDir is not null && ReadNumber(Path.Combine(pidsDir, "pids.current")) is { } current)
-            return new ProcessSample(now, current);
+        if (files.Processes(now) is { } sample)
+            return sample;
+        var dirs = files.Dirs;
         // Without the pids controller: count the members, of the cgroups below too (pids.current's scope).
         var dir = dirs.Mode == CgroupMode.Unified ? dirs.Unified : dirs.Memory ?? dirs.Cpuacct ?? dirs.Unified;
         if (dir is null || !Directory.Exists(dir))
@@ -137,16 +116,6 @@ public sealed class CgroupStatsReader(Func<long>? clock = null)
             }
         }
         return count;
-    }
-
-    private static ulong Less(ulong a, ulong b) => a > b ? a - b : 0;
-
-    private static ulong? Limit(string? text)
-    {
-        var t = text?.Trim();
-        if (t is null || t == "max")
-            return null;
-        return ulong.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v <= UnlimitedAbove ? v : null;
     }
 
     /// <summary>A file's text; null when it (or its cgroup) is not there.</summary>

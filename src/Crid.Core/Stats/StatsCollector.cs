@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Crid.Core.Networking;
 using Crid.Core.Sandboxes;
 using Runtime.V1;
@@ -15,31 +16,124 @@ public sealed record ContainerStatsSource(string Id, ContainerMetadata Metadata,
 /// the cgroup (<see cref="CgroupLayout"/>), CPU rates against each object's baseline
 /// (<see cref="CpuRates"/>), writable layers measured by bounded walks (<see cref="WritableLayerStats"/>),
 /// and the pod's interfaces read in its network namespace (<see cref="NetworkStatsReader"/>).
-/// A container without a cgroup (created, or exited) has its identity and its layer, no CPU or memory.
+/// A container whose cgroup is not there (never made, or already deleted) has its identity and its
+/// layer, no CPU or memory. An exited container keeps its cgroup, so its last figures, until it is removed.
 /// </summary>
 public sealed class StatsCollector(CgroupLayout layout, CgroupStatsReader reader, CpuRates rates, WritableLayerStats layers, NetworkStatsReader network)
 {
+    /// <summary>Below this many containers a list is read on the calling thread alone.</summary>
+    internal const int ParallelFrom = 64;
+
+    /// <summary>
+    /// What is kept per container (and per pod with a cgroup of its own) between calls: its cgroup's
+    /// files, open (<see cref="CgroupFiles"/>: the figures are still read on every call), and its
+    /// attributes message, which never changes for a container. Dropped by <see cref="Forget"/>.
+    /// </summary>
+    private sealed class Kept(CgroupFiles files)
+    {
+        public CgroupFiles Files { get; } = files;
+
+        public ContainerAttributes? Attributes;
+    }
+
+    private readonly ConcurrentDictionary<string, Kept> _kept = new(StringComparer.Ordinal);
+
     public CgroupLayout Layout => layout;
+
+    /// <summary>How many objects have their cgroup files kept (tests: a removed one has none).</summary>
+    public int KeptCount => _kept.Count;
 
     public async Task<ContainerStats> ContainerAsync(ContainerStatsSource c)
     {
-        var sample = reader.Read(layout.Resolve(c.CgroupsPath));
-        return await ContainerAsync(c, sample).ConfigureAwait(false);
+        var stats = Now(c, out var layer);
+        if (layer is not null && await layer.ConfigureAwait(false) is { } usage)
+            stats.WritableLayer = CriStats.Filesystem(usage);
+        return stats;
     }
 
-    private async Task<ContainerStats> ContainerAsync(ContainerStatsSource c, CgroupSample sample)
+    /// <summary>
+    /// The stats of each container, in order. The cgroup figures are read now through the kept
+    /// files; a list of many is read by two threads (the two halves at once), which halves the
+    /// wait on the kernel's formatting of memory.stat, most of what the call costs. Writable
+    /// layers come from <see cref="WritableLayerStats"/> (its age bound); only a layer never
+    /// measured before is waited for, the walks queued together.
+    /// </summary>
+    public async Task<IReadOnlyList<ContainerStats>> ContainersAsync(IReadOnlyList<ContainerStatsSource> containers)
     {
-        var stats = new ContainerStats
+        var stats = new ContainerStats[containers.Count];
+        var layers = new Task<LayerUsage?>?[containers.Count];
+        void Range(int from, int to)
         {
-            Attributes = new ContainerAttributes { Id = c.Id, Metadata = c.Metadata, Labels = { c.Labels }, Annotations = { c.Annotations } },
-        };
+            for (var i = from; i < to; i++)
+                stats[i] = Now(containers[i], out layers[i]);
+        }
+        if (containers.Count < ParallelFrom || Environment.ProcessorCount < 2)
+            Range(0, containers.Count);
+        else
+        {
+            var half = containers.Count / 2;
+            var other = Task.Run(() => Range(half, containers.Count));
+            Range(0, half);
+            await other.ConfigureAwait(false);
+        }
+        for (var i = 0; i < stats.Length; i++)
+            if (layers[i] is { } layer && await layer.ConfigureAwait(false) is { } usage)
+                stats[i].WritableLayer = CriStats.Filesystem(usage);
+        return stats;
+    }
+
+    /// <summary>
+    /// The container's stats with its CPU and memory read now; its writable layer is set here when
+    /// known, else <paramref name="pendingLayer"/> is the walk to wait for.
+    /// </summary>
+    private ContainerStats Now(ContainerStatsSource c, out Task<LayerUsage?>? pendingLayer) =>
+        Build(c, processes: false, out pendingLayer, out _);
+
+    /// <param name="processes">Read the process count too (a pod's sum has it; ContainerStats has no such field).</param>
+    private ContainerStats Build(ContainerStatsSource c, bool processes, out Task<LayerUsage?>? pendingLayer, out CgroupSample sample)
+    {
+        var kept = KeptFor(c.Id, c.CgroupsPath);
+        sample = reader.Read(kept.Files, processes);
+        var stats = new ContainerStats { Attributes = kept.Attributes ??= Attributes(c) };
         if (sample.Cpu is { } cpu)
             stats.Cpu = CriStats.Cpu(cpu, rates.Rate(c.Id, cpu));
         if (sample.Memory is { } memory)
             stats.Memory = CriStats.Memory(memory);
-        if (c.WritableLayer is { } upper && await layers.MeasureAsync(c.Id, upper).ConfigureAwait(false) is { } usage)
-            stats.WritableLayer = CriStats.Filesystem(usage);
+        pendingLayer = null;
+        if (c.WritableLayer is { } upper)
+        {
+            var layer = layers.MeasureAsync(c.Id, upper);
+            if (!layer.IsCompletedSuccessfully)
+                pendingLayer = layer;
+            else if (layer.Result is { } usage)
+                stats.WritableLayer = CriStats.Filesystem(usage);
+        }
         return stats;
+    }
+
+    /// <summary>
+    /// The attributes message of a container, built once and shared by every answer that carries
+    /// it (read-only once built, as ListContainers' entries are).
+    /// </summary>
+    private static ContainerAttributes Attributes(ContainerStatsSource c) =>
+        new() { Id = c.Id, Metadata = c.Metadata, Labels = { c.Labels }, Annotations = { c.Annotations } };
+
+    /// <summary>The kept files of <paramref name="id"/>'s cgroup, opened lazily; new ones when the path changed.</summary>
+    private Kept KeptFor(string id, string cgroupsPath)
+    {
+        while (true)
+        {
+            var known = _kept.TryGetValue(id, out var k) ? k : null;
+            if (known is not null && known.Files.Dirs.Path == cgroupsPath)
+                return known;
+            var fresh = new Kept(new CgroupFiles(layout.Resolve(cgroupsPath)));
+            if (known is null ? _kept.TryAdd(id, fresh) : _kept.TryUpdate(id, fresh, known))
+            {
+                known?.Files.Dispose();
+                return fresh;
+            }
+            fresh.Files.Dispose();
+        }
     }
 
     /// <summary>
@@ -49,16 +143,23 @@ public sealed class StatsCollector(CgroupLayout layout, CgroupStatsReader reader
     /// </summary>
     public async Task<PodSandboxStats> PodAsync(Sandbox sandbox, IReadOnlyList<ContainerStatsSource> containers)
     {
-        var samples = containers.Select(c => reader.Read(layout.Resolve(c.CgroupsPath))).ToList();
+        // The pod's own cgroup first: with it, the containers' process counts are not needed.
+        CgroupSample? own = null;
+        if (sandbox.Config.Linux?.CgroupParent is { Length: > 0 } parent && reader.Read(KeptFor(sandbox.Id, parent).Files, processes: true) is { Cpu: not null } read)
+            own = read;
+        var samples = new List<CgroupSample>(containers.Count);
+        var pending = new Task<LayerUsage?>?[containers.Count];
         var linux = new LinuxPodSandboxStats();
         for (var i = 0; i < containers.Count; i++)
-            linux.Containers.Add(await ContainerAsync(containers[i], samples[i]).ConfigureAwait(false));
+        {
+            linux.Containers.Add(Build(containers[i], processes: own is null, out pending[i], out var sample));
+            samples.Add(sample);
+        }
+        for (var i = 0; i < containers.Count; i++)
+            if (pending[i] is { } layer && await layer.ConfigureAwait(false) is { } usage)
+                linux.Containers[i].WritableLayer = CriStats.Filesystem(usage);
 
-        CgroupSample pod;
-        if (sandbox.Config.Linux?.CgroupParent is { Length: > 0 } parent && reader.Read(layout.Resolve(parent)) is { Cpu: not null } own)
-            pod = own;
-        else
-            pod = CriStats.Sum(samples, UnixClock.Now());
+        var pod = own ?? CriStats.Sum(samples, UnixClock.Now());
         if (pod.Cpu is { } cpu)
             linux.Cpu = CriStats.Cpu(cpu, rates.Rate(sandbox.Id, cpu));
         if (pod.Memory is { } memory)
@@ -114,5 +215,7 @@ public sealed class StatsCollector(CgroupLayout layout, CgroupStatsReader reader
     {
         rates.Forget(id);
         layers.Forget(id);
+        if (_kept.TryRemove(id, out var kept))
+            kept.Files.Dispose();
     }
 }

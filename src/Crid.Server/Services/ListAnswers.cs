@@ -41,6 +41,14 @@ internal static class ListAnswers
         return entry;
     }
 
+    /// <summary>Keeps the serialised form of a shared, read-only entry; returns the bytes.</summary>
+    private static byte[] Keep(IMessage entry)
+    {
+        var bytes = entry.ToByteArray();
+        Bytes.AddOrUpdate(entry, bytes);
+        return bytes;
+    }
+
     /// <summary>The kept bytes of an entry, or null when it has none.</summary>
     internal static byte[]? BytesOf(IMessage entry) => Bytes.TryGetValue(entry, out var bytes) ? bytes : null;
 
@@ -53,7 +61,60 @@ internal static class ListAnswers
         if (typeof(TResponse) == typeof(ListContainersResponse))
             return (Marshaller<TResponse>)(object)Create<ListContainersResponse, Container>(
                 (Marshaller<ListContainersResponse>)(object)generated, r => r.Containers);
+        if (typeof(TResponse) == typeof(ListContainerStatsResponse))
+            return (Marshaller<TResponse>)(object)Marshallers.Create<ListContainerStatsResponse>(
+                (response, context) => WriteStats(response.Stats, context), ((Marshaller<ListContainerStatsResponse>)(object)generated).ContextualDeserializer);
         return generated;
+    }
+
+    /// <summary>
+    /// ListContainerStats' answer: each entry's attributes (id, metadata, labels, annotations: shared
+    /// by every answer and read-only, <c>StatsCollector</c> builds them once per container) from
+    /// their kept bytes, kept at their first answer; the figures, new on every call, serialised
+    /// here. Byte for byte what Google.Protobuf writes (attributes are field 1, written first).
+    /// The entries are this call's own: their attributes are unset while they are written, then put back.
+    /// </summary>
+    internal static void WriteStats(RepeatedField<ContainerStats> items, SerializationContext context)
+    {
+        var count = items.Count;
+        var attributes = ArrayPool<ContainerAttributes?>.Shared.Rent(Math.Max(count, 1));
+        var attributeBytes = ArrayPool<byte[]?>.Shared.Rent(Math.Max(count, 1));
+        var lengths = ArrayPool<int>.Shared.Rent(Math.Max(count, 1));
+        try
+        {
+            long total = 0;
+            for (var i = 0; i < count; i++)
+            {
+                var entry = items[i];
+                var a = attributes[i] = entry.Attributes;
+                var bytes = attributeBytes[i] = a is null ? null : BytesOf(a) ?? Keep(a);
+                entry.Attributes = null;
+                var length = entry.CalculateSize() + (bytes is null ? 0 : 1 + CodedOutputStream.ComputeLengthSize(bytes.Length) + bytes.Length);
+                lengths[i] = length;
+                total += 1 + CodedOutputStream.ComputeLengthSize(length) + length;
+            }
+            if (total > int.MaxValue)
+                throw new RpcException(new Status(StatusCode.ResourceExhausted, $"the answer of {count} entries is {total} bytes, more than one gRPC message holds"));
+            context.SetPayloadLength((int)total);
+            var writer = context.GetBufferWriter();
+            for (var i = 0; i < count; i++)
+            {
+                WriteHead(writer, lengths[i]);
+                if (attributeBytes[i] is { } bytes)
+                    WriteEntry(writer, bytes);
+                items[i].WriteTo(writer);
+            }
+            context.Complete();
+        }
+        finally
+        {
+            for (var i = 0; i < count; i++)
+                if (attributes[i] is { } a)
+                    items[i].Attributes = a;
+            ArrayPool<ContainerAttributes?>.Shared.Return(attributes, clearArray: true);
+            ArrayPool<byte[]?>.Shared.Return(attributeBytes, clearArray: true);
+            ArrayPool<int>.Shared.Return(lengths);
+        }
     }
 
     private static Marshaller<TResponse> Create<TResponse, TItem>(Marshaller<TResponse> generated, Func<TResponse, RepeatedField<TItem>> items)
@@ -89,22 +150,28 @@ internal static class ListAnswers
         }
     }
 
-    private static void WriteEntry(IBufferWriter<byte> writer, byte[] bytes)
+    /// <summary>Field 1's tag and a length as a varint (at most 1 + 5 bytes).</summary>
+    private static void WriteHead(IBufferWriter<byte> writer, int length)
     {
-        // Tag and length first (at most 1 + 5 bytes), then the entry, in as many spans as the writer gives.
         var head = writer.GetSpan(6);
         head[0] = ItemTag;
         var n = 1;
-        for (var length = (uint)bytes.Length; ; length >>= 7)
+        for (var rest = (uint)length; ; rest >>= 7)
         {
-            if (length < 0x80)
+            if (rest < 0x80)
             {
-                head[n++] = (byte)length;
+                head[n++] = (byte)rest;
                 break;
             }
-            head[n++] = (byte)(length | 0x80);
+            head[n++] = (byte)(rest | 0x80);
         }
         writer.Advance(n);
+    }
+
+    private static void WriteEntry(IBufferWriter<byte> writer, byte[] bytes)
+    {
+        // Tag and length first, then the entry, in as many spans as the writer gives.
+        WriteHead(writer, bytes.Length);
         ReadOnlySpan<byte> rest = bytes;
         while (!rest.IsEmpty)
         {
