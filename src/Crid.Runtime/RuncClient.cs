@@ -198,16 +198,20 @@ internal sealed partial class RuncClient(RuntimeOptions options)
             string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             bool alive = fields.Length > 19 && fields[0] is not ("Z" or "X") && ulong.TryParse(fields[19], out ulong started) && started == start;
 
-            // A frozen task sleeps uninterruptibly ("D"): only then is the freezer read (on cgroup
-            // v1 its read takes a global mutex and walks the cgroup's descendants), from the whole
-            // state.json.
-            return (pid, alive, alive && fields[0] == "D" && IsFrozen(path));
+            // Under the v1 freezer a frozen task sleeps uninterruptibly ("D"): only then is the
+            // freezer read (its read takes a global mutex and walks the cgroup's descendants), from
+            // the whole state.json. cgroup v2's freezer parks tasks in an interruptible sleep ("S"),
+            // so without a v1 freezer hierarchy cgroup.freeze (a cheap read) is always asked.
+            return (pid, alive, alive && (fields[0] == "D" || !HasV1Freezer.Value) && IsFrozen(path));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException or FormatException)
         {
             return null;
         }
     }
+
+    /// <summary>Whether the host mounts a cgroup v1 freezer hierarchy (v1 or hybrid): then runc pauses through it.</summary>
+    private static readonly Lazy<bool> HasV1Freezer = new(() => File.Exists("/sys/fs/cgroup/freezer/tasks"));
 
     /// <summary>
     /// init_process_pid and init_process_start of a runc state.json (null where absent). runc writes
