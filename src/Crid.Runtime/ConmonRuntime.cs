@@ -139,16 +139,10 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
     {
         ArgumentNullException.ThrowIfNull(ids);
         var states = new System.Collections.Concurrent.ConcurrentDictionary<string, ContainerRuntimeState>(StringComparer.Ordinal);
-
-        // An exit file is written by conmon once it reaped the container: with one, the container
-        // is stopped, whatever else is left, and nothing more need be read or run (one listing for
-        // all; before, each exit while the daemon was down cost an exec of runc state).
-        var exited = Directory.EnumerateFiles(Path.Combine(_options.StateDir, "exits")).Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal);
         await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = cancellationToken }, async (id, ct) =>
         {
             CheckId(id);
-            var state = (exited.Contains(id) && ReadExit(id) is { } exit ? Stopped(exit) : null)
-                ?? await ReadStateAsync(id, ct).ConfigureAwait(false)
+            var state = await ReadStateAsync(id, ct).ConfigureAwait(false)
                 ?? new ContainerRuntimeState { Id = id, Status = ContainerRuntimeStatus.Stopped };
             if (state.Status == ContainerRuntimeStatus.Stopped)
             {
@@ -328,6 +322,14 @@ public sealed partial class ConmonRuntime : IContainerRuntime, IDisposable
 
     private async Task<ContainerRuntimeState?> ReadStateAsync(string id, CancellationToken cancellationToken)
     {
+        // conmon writes the exit file once it reaped the container: with one, the container is
+        // stopped, whatever else is left, and nothing more need be read or run (before, each exit
+        // while the daemon was down cost recovery an exec of runc state).
+        if (ReadExit(id) is { } exited)
+        {
+            return Stopped(exited);
+        }
+
         // A live container's state without an exec of runc (at recovery, one per container took
         // minutes for 1,000 under load); runc answers for the rest: stopped, paused, or unreadable.
         if (_runc.TryReadLiveState(id) is { } live)
