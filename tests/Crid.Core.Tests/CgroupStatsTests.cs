@@ -142,7 +142,9 @@ public sealed class CgroupStatsTests
     [Fact]
     public void Flat_keyed_files_skip_what_is_not_a_number()
     {
-        var values = CgroupStatsReader.ParseKeyed("a 1\nb x\n\nc  3\nsome avg10=0.00\n");
-        Assert.Equal(new Dictionary<string, ulong> { ["a"] = 1, ["c"] = 3 }, values);
+        var values = new ulong[4];
+        var found = CgroupFiles.Keyed("a 1\nb x\n\nc  3\nsome avg10=0.00\n"u8, ["a"u8.ToArray(), "b"u8.ToArray(), "c"u8.ToArray(), "some"u8.ToArray()], values);
+        Assert.Equal(2, found);
+        Assert.Equal([1UL, 0, 3, 0], values);
     }
 }

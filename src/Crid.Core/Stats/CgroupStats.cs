@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Crid.Core.Stats;
 
 /// <summary>Cumulative CPU time of a cgroup at one moment.</summary>
@@ -119,7 +117,7 @@ public sealed class CgroupStatsReader(Func<long>? clock = null)
     }
 
     /// <summary>A file's text; null when it (or its cgroup) is not there.</summary>
-    internal static string? ReadText(string path)
+    private static string? ReadText(string path)
     {
         try
         {
@@ -131,25 +129,6 @@ public sealed class CgroupStatsReader(Func<long>? clock = null)
             // that stopped has no figures, which is what null says.
             return null;
         }
-    }
-
-    /// <summary>A file holding one unsigned number; null when it is not there or holds something else.</summary>
-    internal static ulong? ReadNumber(string path) =>
-        ReadText(path) is { } t && ulong.TryParse(t.AsSpan().Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : null;
-
-    /// <summary>A flat keyed file ("key value" lines: memory.stat, cpu.stat); null when it is not there.</summary>
-    internal static Dictionary<string, ulong>? ReadKeyed(string path) => ReadText(path) is { } t ? ParseKeyed(t) : null;
-
-    internal static Dictionary<string, ulong> ParseKeyed(string text)
-    {
-        var values = new Dictionary<string, ulong>(StringComparer.Ordinal);
-        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var space = line.IndexOf(' ');
-            if (space > 0 && ulong.TryParse(line.AsSpan(space + 1).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var v))
-                values[line[..space]] = v;
-        }
-        return values;
     }
 }
 
