@@ -37,7 +37,7 @@ internal static class ListAnswers
     /// <summary>Keeps the serialised form of a shared, read-only entry; returns the entry.</summary>
     public static T Remember<T>(T entry) where T : class, IMessage
     {
-        Bytes.AddOrUpdate(entry, entry.ToByteArray());
+        Keep(entry);
         return entry;
     }
 
@@ -93,9 +93,7 @@ internal static class ListAnswers
                 lengths[i] = length;
                 total += 1 + CodedOutputStream.ComputeLengthSize(length) + length;
             }
-            if (total > int.MaxValue)
-                throw new RpcException(new Status(StatusCode.ResourceExhausted, $"the answer of {count} entries is {total} bytes, more than one gRPC message holds"));
-            context.SetPayloadLength((int)total);
+            SetLength(context, total, count);
             var writer = context.GetBufferWriter();
             for (var i = 0; i < count; i++)
             {
@@ -136,9 +134,7 @@ internal static class ListAnswers
                 parts[i] = bytes;
                 total += 1 + CodedOutputStream.ComputeLengthSize(bytes.Length) + bytes.Length;
             }
-            if (total > int.MaxValue)
-                throw new RpcException(new Status(StatusCode.ResourceExhausted, $"the answer of {count} entries is {total} bytes, more than one gRPC message holds"));
-            context.SetPayloadLength((int)total);
+            SetLength(context, total, count);
             var writer = context.GetBufferWriter();
             for (var i = 0; i < count; i++)
                 WriteEntry(writer, parts[i]);
@@ -148,6 +144,14 @@ internal static class ListAnswers
         {
             ArrayPool<byte[]>.Shared.Return(parts, clearArray: true);
         }
+    }
+
+    /// <summary>The answer's length, told to gRPC before it is written; one gRPC message holds at most 2 GiB.</summary>
+    private static void SetLength(SerializationContext context, long total, int count)
+    {
+        if (total > int.MaxValue)
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"the answer of {count} entries is {total} bytes, more than one gRPC message holds"));
+        context.SetPayloadLength((int)total);
     }
 
     /// <summary>Field 1's tag and a length as a varint (at most 1 + 5 bytes).</summary>
