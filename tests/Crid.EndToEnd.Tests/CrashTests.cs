@@ -119,6 +119,16 @@ public sealed class CrashTests(ITestOutputHelper output)
         output.WriteLine($"{created.Count} created, {removed.Count} removed by clients, {listed.Count} left after {Kills} kills; {timedOut} calls ran into their deadline");
 
         namespaces.UnionWith(Leaks.NsfsRoots(d.Dir));
+        // The leak check below can see what this test's daemons started: each ready pod that shares
+        // a pid namespace has its infra process, which it finds there now.
+        var infras = 0;
+        foreach (var id in listed)
+        {
+            var status = (await d.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+            if (status.State == PodSandboxState.SandboxReady && status.Linux.Namespaces.Options.Pid == NamespaceMode.Pod)
+                infras++;
+        }
+        Assert.Equal(infras, OursIn(namespaces, d).Count);
         foreach (var id in listed)
             await d.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
         Assert.Empty(Cleanup.NsfsMountsUnder(d.Dir));
@@ -127,27 +137,17 @@ public sealed class CrashTests(ITestOutputHelper output)
         Assert.Empty(await Leaks.ReservedNamesAsync(d));
         // No infra process (nor anything else) still lives in a namespace one of these pods had.
         // nsfs inode numbers are reused as soon as a namespace is freed, so a process that anything
-        // else on the machine started later (another test's pod, a container) may sit in a namespace
-        // with one of these numbers: what this test's daemons leaked is an orphan of a killed daemon
-        // (its parent is init) or a child of the live one.
-        var leaked = Leaks.ProcessesIn(namespaces, onlyExe: RepoPaths.Daemon).Where(e => ParentOf(int.Parse(e.Split(' ')[0])) is var parent && (parent == 1 || parent == d.Process.Id)).ToList();
+        // else on the machine started later (another test's pod or container, while its daemon is
+        // restarted or killed, so that its parent is init) may sit in a namespace with one of these
+        // numbers: what this test's daemons leaked is what they started, which inherited their
+        // working folder.
+        var leaked = OursIn(namespaces, d);
         Assert.True(leaked.Count == 0, "leaked: " + string.Join("; ", leaked));
         Assert.DoesNotContain("failed unexpectedly", d.Stderr);
     }
 
-    /// <summary>The parent pid from /proc/&lt;pid&gt;/stat; 0 when the process is gone.</summary>
-    private static int ParentOf(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1]);
-        }
-        catch (IOException)
-        {
-            return 0;
-        }
-    }
+    private static List<string> OursIn(IReadOnlySet<string> namespaces, DaemonProcess d) =>
+        Leaks.ProcessesIn(namespaces, onlyExe: RepoPaths.Daemon).Where(e => Leaks.StartedBy(int.Parse(e.Split(' ')[0]), d)).ToList();
 
     [Fact]
     public async Task A_leftover_single_threaded_holder_of_the_state_lock_is_killed_but_a_live_daemon_is_not()

@@ -70,7 +70,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
     /// <summary>Starts (again) on the same folders and waits until Version answers.</summary>
     public async Task RestartAsync(params string[] extraArgs)
     {
-        _process = Launch([.. DefaultArgs(), .. extraArgs], _stderr, Environment);
+        _process = Launch([.. DefaultArgs(), .. extraArgs], _stderr, Environment, Dir);
         Channel?.Dispose();
         Channel = CreateChannel(Socket);
         Runtime = new RuntimeService.RuntimeServiceClient(Channel);
@@ -92,10 +92,15 @@ internal sealed class DaemonProcess : IAsyncDisposable
         }
     }
 
-    public static Process Launch(IEnumerable<string> args, StringBuilder? stderr = null, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="workingDirectory">
+    /// The daemon's own folder: the processes it starts (infra, helper children) inherit it, which
+    /// tells them apart from another test's daemon's (<see cref="Leaks.StartedBy"/>).
+    /// </param>
+    public static Process Launch(IEnumerable<string> args, StringBuilder? stderr = null, IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null)
     {
         var info = new ProcessStartInfo(RepoPaths.Daemon)
         {
+            WorkingDirectory = workingDirectory ?? "",
             RedirectStandardError = true,
             RedirectStandardOutput = true,
             UseShellExecute = false,

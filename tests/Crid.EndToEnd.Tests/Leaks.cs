@@ -46,6 +46,23 @@ internal static class Leaks
         return result;
     }
 
+    /// <summary>
+    /// True when <paramref name="pid"/> was started by one of <paramref name="daemon"/>'s incarnations:
+    /// it works in the daemon's folder, which every test daemon is started in (another test's daemons
+    /// have folders of their own) and which crid's infra processes and helper clones inherit.
+    /// </summary>
+    public static bool StartedBy(int pid, DaemonProcess daemon)
+    {
+        try
+        {
+            return new DirectoryInfo($"/proc/{pid}/cwd").LinkTarget == daemon.Dir;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false; // Gone meanwhile.
+        }
+    }
+
     /// <summary>Processes that live in any of the given namespaces: "pid (comm)" each.</summary>
     /// <param name="onlyExe">
     /// count only processes running this executable. A namespace's inode number is reused once it is

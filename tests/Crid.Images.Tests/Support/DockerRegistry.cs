@@ -65,8 +65,9 @@ public sealed class DockerRegistry : IAsyncDisposable
                     if ((await http.GetAsync($"http://{host}/v2/")).IsSuccessStatusCode)
                         return new DockerRegistry(process, dir, host);
                 }
-                catch (HttpRequestException)
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
                 {
+                    // Not listening yet, or (a loaded machine) accepted but not answering within the timeout.
                 }
                 await Task.Delay(50);
             }
