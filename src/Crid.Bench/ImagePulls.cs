@@ -221,8 +221,9 @@ internal static class ImagePulls
                 if ((await http.GetAsync($"http://{host}/v2/", ct)).IsSuccessStatusCode)
                     return;
             }
-            catch (HttpRequestException)
+            catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !ct.IsCancellationRequested))
             {
+                // Not listening yet, or (a loaded machine) accepted but not answering within the timeout.
             }
             await Task.Delay(50, ct);
         }
