@@ -28,7 +28,7 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         _report.Figures["rss_idle_fresh_settled_mib"] = daemon.StatusKiB("VmRSS") / 1024.0;
         if (only is not null)
         {
-            await (only switch { "sandboxes" => SandboxesAsync(), "pulls" => PullsAsync(), _ => ContainersAsync() });
+            await (only switch { "sandboxes" => SandboxesAsync(), "pulls" => PullsAsync(), "pod-container" => ContainersAsync(scale: false), _ => ContainersAsync() });
             _report.Figures["rss_peak_mib"] = _peakKiB / 1024.0;
             await daemon.StopAsync();
             return _report;
@@ -141,28 +141,34 @@ internal sealed class Benchmark(Plan plan, DaemonUnderTest daemon, string floorD
         SamplePeak();
     }
 
-    private async Task ContainersAsync()
+    /// <param name="scale">Also the phases over many containers (all but `--only pod-container`).</param>
+    private async Task ContainersAsync(bool scale = true)
     {
-        var (crid, floor, teardown, teardownFloor) = await ContainerBench.MeasureAsync(daemon, Path.Combine(floorDir, "containers"), plan.Containers, warmup: 1, progress, ct,
-            async image =>
+        var r = await ContainerBench.MeasureAsync(daemon, Path.Combine(floorDir, "containers"), plan.Containers, warmup: 1, progress, ct,
+            !scale ? null : async image =>
             {
-                var scale = new ContainerScale(plan, daemon, Path.Combine(floorDir, "scale"), image, _report, progress, ct);
-                await scale.LiveAsync();
+                var scaled = new ContainerScale(plan, daemon, Path.Combine(floorDir, "scale"), image, _report, progress, ct);
+                await scaled.LiveAsync();
                 SamplePeak();
-                await scale.RestartEmptyAsync();
-                await scale.ConcurrentAsync();
+                await scaled.RestartEmptyAsync();
+                await scaled.ConcurrentAsync();
                 SamplePeak();
-                await scale.LoadThenIdleAsync();
+                await scaled.LoadThenIdleAsync();
                 SamplePeak();
             });
-        _report.Figures["pod_container_start_p50_ms"] = crid.P50;
-        _report.Figures["pod_container_start_p90_ms"] = crid.P90;
-        _report.Figures["floor_runc_create_start_p50_ms"] = floor.P50;
-        _report.Figures["ratio_pod_container_to_runc_create_start"] = crid.P50 / floor.P50;
-        _report.Figures["teardown_p50_ms"] = teardown.P50;
-        _report.Figures["teardown_p90_ms"] = teardown.P90;
-        _report.Figures["floor_runc_kill_delete_unpin_p50_ms"] = teardownFloor.P50;
-        _report.Figures["ratio_teardown_to_floor"] = teardown.P50 / teardownFloor.P50;
+        _report.Figures["pod_container_start_p50_ms"] = r.Crid.P50;
+        _report.Figures["pod_container_start_p90_ms"] = r.Crid.P90;
+        _report.Figures["floor_runc_create_start_p50_ms"] = r.Runc.P50;
+        _report.Figures["ratio_pod_container_to_runc_create_start"] = r.Crid.P50 / r.Runc.P50;
+        _report.Figures["pod_container_run_p50_ms"] = r.Run.P50;
+        _report.Figures["pod_container_create_p50_ms"] = r.Create.P50;
+        _report.Figures["pod_container_start_call_p50_ms"] = r.Start.P50;
+        _report.Figures["floor_runc_create_p50_ms"] = r.RuncCreate.P50;
+        _report.Figures["floor_runc_start_p50_ms"] = r.RuncStart.P50;
+        _report.Figures["teardown_p50_ms"] = r.Teardown.P50;
+        _report.Figures["teardown_p90_ms"] = r.Teardown.P90;
+        _report.Figures["floor_runc_kill_delete_unpin_p50_ms"] = r.TeardownFloor.P50;
+        _report.Figures["ratio_teardown_to_floor"] = r.Teardown.P50 / r.TeardownFloor.P50;
         SamplePeak();
     }
 

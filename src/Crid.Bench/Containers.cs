@@ -8,9 +8,9 @@ namespace Crid.Bench;
 /// <summary>
 /// A pod with one container started, RunPodSandbox + CreateContainer + StartContainer of a pulled
 /// busybox image through the daemon, against its floor in the same run: <c>runc create</c> +
-/// <c>runc start</c> of a ready bundle of the same root file system, one of each in turn. What crid
-/// adds: the pod's namespaces, the image lookup and hold, the overlay mount, the spec, conmon and
-/// the records on disk. Then the teardown, timed the same way: StopContainer + RemoveContainer +
+/// <c>runc start</c> of a ready bundle of the same root file system, one of each in turn (taking
+/// turns at going first). What crid adds: the pod's namespaces, the image lookup and hold, the
+/// overlay mount, the spec, conmon and the records on disk. Then the teardown, timed the same way: StopContainer + RemoveContainer +
 /// StopPodSandbox + RemovePodSandbox against <c>runc kill</c> + <c>runc delete</c> of the floor's
 /// container plus the removal of a pinned namespace set (the sandbox floor's).
 /// </summary>
@@ -18,7 +18,11 @@ internal static class ContainerBench
 {
     private const string Runc = "/usr/sbin/runc";
 
-    public static async Task<(Samples Crid, Samples Runc, Samples Teardown, Samples TeardownFloor)> MeasureAsync(DaemonUnderTest daemon, string dir, int iterations, int warmup, Progress progress, CancellationToken ct,
+    /// <summary>The samples of each measured phase, and of each call within the two starts.</summary>
+    internal sealed record Results(Samples Crid, Samples Runc, Samples Teardown, Samples TeardownFloor,
+        Samples Run, Samples Create, Samples Start, Samples RuncCreate, Samples RuncStart);
+
+    public static async Task<Results> MeasureAsync(DaemonUnderTest daemon, string dir, int iterations, int warmup, Progress progress, CancellationToken ct,
         Func<string, Task>? whileServed = null)
     {
         Directory.CreateDirectory(dir);
@@ -41,10 +45,7 @@ internal static class ContainerBench
             var images = new ImageService.ImageServiceClient(channel);
             var image = $"{host}/bench/ctr:1";
             await images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = image } }, cancellationToken: ct);
-            var crid = new Samples();
-            var floor = new Samples();
-            var teardown = new Samples();
-            var teardownFloor = new Samples();
+            var r = new Results(new(), new(), new(), new(), new(), new(), new(), new(), new());
             for (var i = 0; i < warmup + iterations; i++)
             {
                 ct.ThrowIfCancellationRequested();
@@ -62,20 +63,44 @@ internal static class ContainerBench
                     LogPath = "sleep.log",
                     Linux = new LinuxContainerConfig(),
                 };
-                var watch = Stopwatch.StartNew();
-                var podId = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = pod }, cancellationToken: ct)).PodSandboxId;
-                var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = container, SandboxConfig = pod }, cancellationToken: ct)).ContainerId;
-                await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, cancellationToken: ct);
-                var cridMs = watch.Elapsed.TotalMilliseconds;
-
-                watch.Restart();
-                await RuncAsync(["--root", runcRoot, "create", "--bundle", bundle, "floor"]);
-                await RuncAsync(["--root", runcRoot, "start", "floor"]);
-                var floorMs = watch.Elapsed.TotalMilliseconds;
+                // The two starts take turns going first, so that what the order brings falls on both
+                // alike: the first runs right after the teardowns, whose release of cgroups and
+                // network namespaces the kernel finishes in its workers, the second right after a
+                // start. Each call is timed too (the rows below the ratio).
+                string podId = "", id = "";
+                double runMs = 0, createMs = 0, startMs = 0, runcCreateMs = 0, runcStartMs = 0;
+                async Task CridAsync()
+                {
+                    var watch = Stopwatch.StartNew();
+                    podId = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = pod }, cancellationToken: ct)).PodSandboxId;
+                    runMs = watch.Elapsed.TotalMilliseconds;
+                    id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = container, SandboxConfig = pod }, cancellationToken: ct)).ContainerId;
+                    createMs = watch.Elapsed.TotalMilliseconds - runMs;
+                    await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, cancellationToken: ct);
+                    startMs = watch.Elapsed.TotalMilliseconds - runMs - createMs;
+                }
+                async Task FloorAsync()
+                {
+                    var watch = Stopwatch.StartNew();
+                    await RuncAsync(["--root", runcRoot, "create", "--bundle", bundle, "floor"]);
+                    runcCreateMs = watch.Elapsed.TotalMilliseconds;
+                    await RuncAsync(["--root", runcRoot, "start", "floor"]);
+                    runcStartMs = watch.Elapsed.TotalMilliseconds - runcCreateMs;
+                }
+                if (i % 2 == 0)
+                {
+                    await CridAsync();
+                    await FloorAsync();
+                }
+                else
+                {
+                    await FloorAsync();
+                    await CridAsync();
+                }
 
                 // The teardown, as kubelet does it: the container stopped at once (sleep as pid 1
                 // ignores SIGTERM), removed, then the pod.
-                watch.Restart();
+                var watch = Stopwatch.StartNew();
                 await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 0 }, cancellationToken: ct);
                 await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, cancellationToken: ct);
                 await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId }, cancellationToken: ct);
@@ -99,17 +124,22 @@ internal static class ContainerBench
                 var teardownFloorMs = watch.Elapsed.TotalMilliseconds;
                 if (i >= warmup)
                 {
-                    crid.Add(cridMs);
-                    floor.Add(floorMs);
-                    teardown.Add(teardownMs);
-                    teardownFloor.Add(teardownFloorMs);
+                    r.Crid.Add(runMs + createMs + startMs);
+                    r.Runc.Add(runcCreateMs + runcStartMs);
+                    r.Teardown.Add(teardownMs);
+                    r.TeardownFloor.Add(teardownFloorMs);
+                    r.Run.Add(runMs);
+                    r.Create.Add(createMs);
+                    r.Start.Add(startMs);
+                    r.RuncCreate.Add(runcCreateMs);
+                    r.RuncStart.Add(runcStartMs);
                 }
                 progress.Tick("pod + container against runc create + start", i + 1, warmup + iterations);
             }
             // The phases that need the image in a registry, while it still serves.
             if (whileServed is not null)
                 await whileServed(image);
-            return (crid, floor, teardown, teardownFloor);
+            return r;
         }
         finally
         {

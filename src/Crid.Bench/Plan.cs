@@ -27,7 +27,7 @@ internal sealed record Plan(
         Lifecycles: 200, Warmup: 10, Clients: [1, 4, 16], ConcurrentLifecycles: 200,
         LiveSandboxes: 1000, ListCalls: 50, FloorIterations: 200, Restarts: 3, Pulls: 10,
         NetworkLifecycles: 50, NetworkClients: 8, NetworkConcurrentLifecycles: 80, LoadLifecycles: 10_000, IdleSeconds: 30,
-        Containers: 30, ContainerPods: 100, ContainersPerPod: 10, ContainerClients: 16, ContainerConcurrentLifecycles: 96,
+        Containers: 60, ContainerPods: 100, ContainersPerPod: 10, ContainerClients: 16, ContainerConcurrentLifecycles: 96,
         ContainerLoadLifecycles: 1000);
 
     public static readonly Plan Quick = new(
@@ -43,7 +43,7 @@ internal sealed record Plan(
 
 internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Json, string? LogLevel, string? DaemonLog, string? Only = null)
 {
-    public const string Usage = "usage: Crid.Bench [--quick] [--daemon PATH] [--json PATH] [--log-level LEVEL] [--daemon-log FILE] [--only sandboxes|pulls|containers] [--containers N]";
+    public const string Usage = "usage: Crid.Bench [--quick] [--daemon PATH] [--json PATH] [--log-level LEVEL] [--daemon-log FILE] [--only sandboxes|pulls|containers|pod-container] [--containers N]";
 
     public static Arguments Parse(string[] args)
     {
@@ -71,8 +71,9 @@ internal sealed record Arguments(Plan Plan, bool Quick, string Daemon, string Js
                     // Every line the daemon writes (with --log-level debug, its idle trims), appended.
                     daemonLog = Path.GetFullPath(args[++i]);
                     break;
-                case "--only" when i + 1 < args.Length && args[i + 1] is "sandboxes" or "pulls" or "containers":
-                    // One phase (and the fresh daemon's idle RSS before it), to iterate on a fix.
+                case "--only" when i + 1 < args.Length && args[i + 1] is "sandboxes" or "pulls" or "containers" or "pod-container":
+                    // One phase (and the fresh daemon's idle RSS before it), to iterate on a fix;
+                    // pod-container: the containers phase's starts and teardowns alone.
                     only = args[++i];
                     break;
                 case "--containers" when i + 1 < args.Length && int.TryParse(args[i + 1], out var n) && n > 0:

@@ -69,6 +69,11 @@ internal sealed class Report
         Row("floor: the same GET if not its digest (304)", Ms("floor_manifest_conditional_get_p50_ms"), "", "");
         Row("RunPodSandbox + CreateContainer + StartContainer", Ms("pod_container_start_p50_ms"), Ms("pod_container_start_p90_ms"), "");
         Row("floor: runc create + runc start of the same rootfs", Ms("floor_runc_create_start_p50_ms"), "", "");
+        Row("  its RunPodSandbox alone", Ms("pod_container_run_p50_ms"), "", "");
+        Row("  its CreateContainer alone", Ms("pod_container_create_p50_ms"), "", "");
+        Row("  its StartContainer alone", Ms("pod_container_start_call_p50_ms"), "", "");
+        Row("  floor: its runc create alone", Ms("floor_runc_create_p50_ms"), "", "");
+        Row("  floor: its runc start alone", Ms("floor_runc_start_p50_ms"), "", "");
         Row("StopContainer + RemoveContainer + StopPod + RemovePod", Ms("teardown_p50_ms"), Ms("teardown_p90_ms"), "");
         Row("floor: runc kill + runc delete + pins removed", Ms("floor_runc_kill_delete_unpin_p50_ms"), "", "");
         Row($"ListContainers, {Plan("container_pods") * Plan("containers_per_pod")} live containers", Ms("list_containers_p50_ms"), Ms("list_containers_p90_ms"), "");

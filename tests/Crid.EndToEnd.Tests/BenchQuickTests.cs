@@ -28,6 +28,7 @@ public sealed partial class BenchQuickTests(ITestOutputHelper output)
         "net_run_p50_ms", "net_stop_p50_ms", "floor_cni_add_p50_ms", "floor_cni_del_p50_ms",
         "ratio_net_run_to_floor", "ratio_net_stop_to_floor", "net_c8_lifecycles_per_s", "floor_cni_c8_lifecycles_per_s",
         "pod_container_start_p50_ms", "floor_runc_create_start_p50_ms", "ratio_pod_container_to_runc_create_start",
+        "pod_container_run_p50_ms", "pod_container_create_p50_ms", "pod_container_start_call_p50_ms", "floor_runc_create_p50_ms", "floor_runc_start_p50_ms",
         "version_p50_ms", "ratio_run_to_floor_plus_transport", "ratio_stop_to_floor_plus_transport",
         "teardown_p50_ms", "floor_runc_kill_delete_unpin_p50_ms", "ratio_teardown_to_floor",
         "list_containers_p50_ms", "list_container_stats_p50_ms", "conmon_rss_kib", "conmon_pss_kib",
