@@ -11,8 +11,9 @@ namespace Crid.Linux;
 /// </summary>
 /// <remarks>
 /// mount(2) copies its data argument as one page (copy_mount_options), so the option string must
-/// fit in 4095 bytes: forty layers with absolute snapshot paths do not. As containers/storage
-/// does, the layers get one-character-ish symlinks in a folder of the container's own
+/// fit in 4095 bytes. An image of a few layers fits with absolute paths, and is mounted so, from
+/// the calling thread. Forty layers with absolute snapshot paths do not: as containers/storage
+/// does, the layers then get one-character-ish symlinks in a folder of the container's own
 /// (<c>0</c>, <c>1</c>, ...) and the mount names them relative to that folder: ~5 bytes a layer,
 /// so overlayfs's own limit (500 lower layers) is reached long before the page's. The relative
 /// names need that folder as the working directory, and a process has one working directory for
@@ -46,7 +47,7 @@ public static class OverlayMount
     /// <param name="lowerDirs">the image's layer folders, top-most first (overlayfs lowerdir order).</param>
     /// <param name="upperDir">the container's writable layer: an existing folder on a filesystem overlayfs accepts as upper (not an overlay).</param>
     /// <param name="workDir">overlayfs's work folder: existing, empty, on the same filesystem as <paramref name="upperDir"/>.</param>
-    /// <param name="linksDir">a folder to create for the layers' short names; it must not exist yet.</param>
+    /// <param name="linksDir">a folder to create for the layers' short names when their absolute paths do not fit in the options' page; it must not exist yet.</param>
     /// <param name="idMap">the pod's user namespace, for id-mapped layers; null for the host's ids.</param>
     /// <exception cref="ArgumentException">a path is relative or holds a character the option string cannot carry.</exception>
     /// <exception cref="IOException">the mount failed (the message names the syscall, the target and the errno).</exception>
@@ -71,6 +72,16 @@ public static class OverlayMount
             return;
         }
 
+        // The common case (a few layers): the absolute paths fit in the page, and the mount runs
+        // here, with no links and no thread of its own.
+        var direct = OptionsOrNull(string.Join(':', lowerDirs), upperDir, workDir);
+        if (direct is not null)
+        {
+            if (Interop.Mount("overlay", target, "overlay", 0, direct) != 0)
+                throw Interop.Error("mount", target, "overlay " + direct);
+            return;
+        }
+
         Directory.CreateDirectory(linksDir);
         var names = new StringBuilder();
         for (var i = 0; i < lowerDirs.Count; i++)
@@ -87,16 +98,19 @@ public static class OverlayMount
         OnMountThread(() => MountFrom(linksDir, target, options));
     }
 
-    private static string Options(string target, string lowerNames, string upperDir, string workDir)
+    private static string Options(string target, string lowerNames, string upperDir, string workDir) =>
+        OptionsOrNull(lowerNames, upperDir, workDir)
+            ?? throw new IOException($"mount overlay {target}: the options take more than a page");
+
+    /// <summary>The mount's option string, or null when it does not fit in the page mount(2) copies.</summary>
+    private static string? OptionsOrNull(string lowerNames, string upperDir, string workDir)
     {
         var options = $"lowerdir={lowerNames},upperdir={upperDir},workdir={workDir}";
         // Where the kernel indexes by default, two containers of one image would fight over the
         // lower layers' index entries; containerd turns it off the same way.
         if (ReadParameter("index") == "Y")
             options += ",index=off";
-        if (Encoding.UTF8.GetByteCount(options) > 4095)
-            throw new IOException($"mount overlay {target}: the options take more than a page ({options.Length} bytes)");
-        return options;
+        return Encoding.UTF8.GetByteCount(options) > 4095 ? null : options;
     }
 
     private static void OnMountThread(Func<Exception?> mount)

@@ -52,6 +52,31 @@ public sealed class OverlayMountTests : IDisposable
     }
 
     [Fact]
+    public void A_few_short_layers_mount_by_their_own_paths_without_links()
+    {
+        var layers = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var layer = Directory.CreateDirectory(Path.Combine(_dir, "snapshots", i.ToString(), "fs")).FullName;
+            File.WriteAllText(Path.Combine(layer, "who"), $"layer {i}");
+            layers.Add(layer);
+        }
+        var rootfs = Directory.CreateDirectory(Path.Combine(_dir, "rootfs")).FullName;
+        var upper = Directory.CreateDirectory(Path.Combine(_dir, "upper")).FullName;
+        var work = Directory.CreateDirectory(Path.Combine(_dir, "work")).FullName;
+
+        OverlayMount.Mount(rootfs, layers, upper, work, Path.Combine(_dir, "links"));
+
+        Assert.True(OverlayMount.IsMounted(rootfs));
+        Assert.Equal("layer 0", File.ReadAllText(Path.Combine(rootfs, "who")));
+        Assert.False(Directory.Exists(Path.Combine(_dir, "links")));
+        // The kernel's record of the mount names the layers themselves, top-most first.
+        var entry = MountTable.OfSelf().Single(m => m.MountPoint == rootfs);
+        Assert.Equal("overlay", entry.FsType);
+        Assert.Contains("lowerdir=" + string.Join(':', layers) + ",", entry.SuperOptions);
+    }
+
+    [Fact]
     public void A_refused_mount_names_the_syscall_and_the_target()
     {
         var rootfs = Directory.CreateDirectory(Path.Combine(_dir, "rootfs")).FullName;
