@@ -38,7 +38,8 @@ public sealed partial class ConmonRuntime
 
             var (syncOurs, syncTheirs) = SocketPair.Create();
             // A daemon that dies before the start byte must not let conmon go on: it reads the end
-            // of the pipe as the byte, but exits on a reset (no runc create, nothing left to clean).
+            // of the pipe as the byte, but exits on a reset (no runc create: what is left is the log
+            // file it opened as it started, and this driver's folders, which recovery removes).
             var (startOurs, startTheirs) = SocketPair.CreateResetOnClose();
             var (errOurs, errTheirs) = SocketPair.Create();
             using (syncOurs)
@@ -71,7 +72,7 @@ public sealed partial class ConmonRuntime
                 var stderr = OutputCapture.CollectAsync(errOurs, new OutputBudget(64 * 1024), CancellationToken.None);
                 double spawned = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
 
-                // conmon loads and then blocks on the start pipe (before it forks or opens the log):
+                // conmon loads, opens the log file and then blocks on the start pipe (before it forks):
                 // the caller's bundle work runs meanwhile.
                 if (request.BundleReady is { } bundleReady)
                 {

@@ -51,7 +51,7 @@ public sealed partial class ContainerManager
         var undo = new Stack<(string Step, Func<Task> Action)>();
         var step = "wait for the sandbox";
         Task? bundle = null;
-        var bundleStep = "mount the root filesystem";
+        var bundleStep = "make the container's folders";
         // The creation runs detached from the call: it waits for a Stop or Remove of the pod in
         // progress, and then finds the pod not ready.
         await sandbox.Lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
@@ -93,15 +93,7 @@ public sealed partial class ContainerManager
                 Dir = dir,
                 Status = ContainerRecord.NewStatus(dir, new ContainerStatus { State = ContainerState.Created, Resources = config.Linux?.Resources?.Clone() }),
             };
-            foreach (var sub in new[] { container.RootfsPath, container.UpperDir })
-                Directory.CreateDirectory(sub, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-                    | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-            Directory.CreateDirectory(container.WorkDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-
-            step = "hold the image's layers";
-            var layers = _images.Retain(id, image.Id);
-            undo.Push(("release the image's layers", () => { _images.Release(id); return Task.CompletedTask; }));
-
+            // The monitor opens its log file as it starts.
             if (logPath.Length > 0)
             {
                 step = "make the log folder";
@@ -109,14 +101,24 @@ public sealed partial class ContainerManager
                     undo.Push(("delete the log folder it made", () => { TryDeleteEmptyFolder(made); return Task.CompletedTask; }));
             }
 
-            // The rootfs and the spec are made while the monitor starts (see BundleReady): the
-            // monitor's exec and start-up then cost the call nothing. The monitor only waits
-            // meanwhile; until it is let go, it has run nothing. The spec comes after the mount:
-            // users and groups are looked up in the image's /etc/passwd and /etc/group.
-            step = "mount the root filesystem";
+            // The image's hold, the rootfs and the spec are made while the monitor starts (see
+            // BundleReady): the monitor's exec and start-up then cost the call nothing. The monitor
+            // only waits meanwhile; until it is let go, it has run nothing but its own start-up.
+            // The spec comes after the mount: users and groups are looked up in the image's
+            // /etc/passwd and /etc/group.
             var idMap = IdMapOf(pod);
             async Task PrepareBundleAsync()
             {
+                foreach (var sub in new[] { container.RootfsPath, container.UpperDir })
+                    Directory.CreateDirectory(sub, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                        | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+                Directory.CreateDirectory(container.WorkDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+                bundleStep = "hold the image's layers";
+                var layers = _images.Retain(id, image.Id);
+                undo.Push(("release the image's layers", () => { _images.Release(id); return Task.CompletedTask; }));
+
+                bundleStep = "mount the root filesystem";
                 await BlockingCalls.RunAsync(() =>
                 {
                     OverlayMount.Mount(container.RootfsPath, layers, container.UpperDir, container.WorkDir, container.LayersDir, idMap);
