@@ -23,9 +23,9 @@ internal static class ContainerBench
     /// cgroups, and a move into a cgroup (a write to cgroup.procs) waits for an RCU grace period
     /// unless another move happened within about one: measured here, 6 to 9 ms after 50 to 200 ms
     /// of quiet, 0.01 ms within 5 ms of the last move. Started right after crid's container, the
-    /// floor's <c>runc create</c> skipped that wait half the time (its cgroup step took 0.8 ms
-    /// instead of 7 to 12), paid for by crid's container; after a pause, both pay it, as either
-    /// does on an otherwise quiet node. (The kernel's favordynmods cgroup mount option is made to
+    /// floor's <c>runc create</c> skipped that wait (its cgroup step took 0.8 ms instead of 7 to
+    /// 12), paid for by crid's container; after a pause, both pay it, as either does on an
+    /// otherwise quiet node. (The kernel's favordynmods cgroup mount option is made to
     /// remove that wait: a host's choice, not measured here, see README.)
     /// </summary>
     private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(60);
