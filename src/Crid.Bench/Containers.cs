@@ -10,9 +10,10 @@ namespace Crid.Bench;
 /// busybox image through the daemon, against its floor in the same run: <c>runc create</c> +
 /// <c>runc start</c> of a ready bundle of the same root file system, one of each in turn (taking
 /// turns at going first). What crid adds: the pod's namespaces, the image lookup and hold, the
-/// overlay mount, the spec, conmon and the records on disk. Then the teardown, timed the same way: StopContainer + RemoveContainer +
-/// StopPodSandbox + RemovePodSandbox against <c>runc kill</c> + <c>runc delete</c> of the floor's
-/// container plus the removal of a pinned namespace set (the sandbox floor's).
+/// overlay mount, the spec, conmon and the records on disk. Then the teardown, timed the same
+/// way: StopContainer + RemoveContainer + StopPodSandbox + RemovePodSandbox against
+/// <c>runc kill</c> + <c>runc delete</c> of the floor's container plus the removal of a pinned
+/// namespace set (the sandbox floor's).
 /// </summary>
 internal static class ContainerBench
 {

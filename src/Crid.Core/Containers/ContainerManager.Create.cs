@@ -15,9 +15,9 @@ public sealed partial class ContainerManager
 {
     /// <summary>
     /// CreateContainer: validate, then, under the sandbox's lock (no Stop or Remove of the pod
-    /// meanwhile), reserve the name, hold the image's layers, create the log folder, start the
-    /// runtime's monitor and, while it starts, mount the rootfs overlay and build the spec into
-    /// the bundle, have the runtime create the container, and only then write the record and make
+    /// meanwhile), reserve the name, create the log folder, start the runtime's monitor and, while
+    /// it starts, hold the image's layers, mount the rootfs overlay and build the spec into the
+    /// bundle, have the runtime create the container, and only then write the record and make
     /// the container visible. Whatever fails, everything done
     /// so far is undone in reverse order. The work does not stop when the client gives up
     /// (<paramref name="cancel"/> only ends the wait): a retry with the same request gets the
