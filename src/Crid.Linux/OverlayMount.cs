@@ -74,8 +74,8 @@ public static class OverlayMount
 
         // The common case (a few layers): the absolute paths fit in the page, and the mount runs
         // here, with no links and no thread of its own.
-        var direct = OptionsOrNull(string.Join(':', lowerDirs), upperDir, workDir);
-        if (direct is not null)
+        var direct = BuildOptions(string.Join(':', lowerDirs), upperDir, workDir);
+        if (FitsInPage(direct))
         {
             if (Interop.Mount("overlay", target, "overlay", 0, direct) != 0)
                 throw Interop.Error("mount", target, "overlay " + direct);
@@ -98,20 +98,26 @@ public static class OverlayMount
         OnMountThread(() => MountFrom(linksDir, target, options));
     }
 
-    private static string Options(string target, string lowerNames, string upperDir, string workDir) =>
-        OptionsOrNull(lowerNames, upperDir, workDir)
-            ?? throw new IOException($"mount overlay {target}: the options take more than a page");
+    private static string Options(string target, string lowerNames, string upperDir, string workDir)
+    {
+        var options = BuildOptions(lowerNames, upperDir, workDir);
+        if (!FitsInPage(options))
+            throw new IOException($"mount overlay {target}: the options take more than a page ({options.Length} bytes)");
+        return options;
+    }
 
-    /// <summary>The mount's option string, or null when it does not fit in the page mount(2) copies.</summary>
-    private static string? OptionsOrNull(string lowerNames, string upperDir, string workDir)
+    private static string BuildOptions(string lowerNames, string upperDir, string workDir)
     {
         var options = $"lowerdir={lowerNames},upperdir={upperDir},workdir={workDir}";
         // Where the kernel indexes by default, two containers of one image would fight over the
         // lower layers' index entries; containerd turns it off the same way.
         if (ReadParameter("index") == "Y")
             options += ",index=off";
-        return Encoding.UTF8.GetByteCount(options) > 4095 ? null : options;
+        return options;
     }
+
+    /// <summary>True when the option string fits in the page mount(2) copies (with its NUL).</summary>
+    private static bool FitsInPage(string options) => Encoding.UTF8.GetByteCount(options) <= 4095;
 
     private static void OnMountThread(Func<Exception?> mount)
     {
